@@ -1,0 +1,51 @@
+/* Checked calls and fatal errors.
+ * Every MPI/HDF5 call goes through CHECK_MPI / CHECK_H5, every allocation through xmalloc: on failure we print
+ * rank, file, line, the call and a hint, then MPI_Abort. User-input errors are not asserted: vamp_input_error
+ * prints a message naming the file/key/dataset and exits with status 2 (see its collective contract). */
+#ifndef VAMP_CHECK_H
+#define VAMP_CHECK_H
+
+#include <mpi.h>
+#include <hdf5.h>
+#include <stddef.h>
+
+#define VAMP_EXIT_INPUT 2      /* bad config, data file or checkpoint: nothing was written */
+#define VAMP_EXIT_RESUMABLE 75 /* stopped early on a signal, checkpoint written (EX_TEMPFAIL) */
+
+void vamp_fatal(const char *file, int line, const char *call, const char *hint);
+
+#define CHECK_MPI(call)                                                                            \
+    do {                                                                                           \
+        int vamp_rc_ = (call);                                                                     \
+        if (vamp_rc_ != MPI_SUCCESS) vamp_fatal(__FILE__, __LINE__, #call, "MPI call failed");     \
+    } while (0)
+
+/* HDF5 calls return a negative value (herr_t or hid_t) on failure. */
+#define CHECK_H5(call)                                                                             \
+    do {                                                                                           \
+        if ((long long)(call) < 0) vamp_fatal(__FILE__, __LINE__, #call, "HDF5 call failed");      \
+    } while (0)
+
+void *xmalloc_at(size_t n, const char *file, int line);
+void *xcalloc_at(size_t n, const char *file, int line);
+#define xmalloc(n) xmalloc_at((n), __FILE__, __LINE__)
+#define xcalloc(n) xcalloc_at((n), __FILE__, __LINE__)
+
+/* Report a user-input error and exit with VAMP_EXIT_INPUT. Call it on every rank with the same condition
+ * (config and file metadata are read identically everywhere); only rank 0 prints. For a condition that only
+ * some ranks can see, first agree with vamp_any(comm, flag). Finalizes MPI if it is initialised. */
+void vamp_input_error(MPI_Comm comm, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/* Same contract as vamp_input_error, with an explicit exit status (e.g. 1 for a failed write). */
+void vamp_exit_error(MPI_Comm comm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
+
+/* Collective: true on every rank if flag is true on any rank. */
+int vamp_any(MPI_Comm comm, int flag);
+
+/* Rank 0 prints to stdout (others stay silent). Not collective. */
+void log0(MPI_Comm comm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Silence HDF5's own error stack printing; our CHECK_H5 / input errors say what failed. */
+void vamp_h5_quiet(void);
+
+#endif

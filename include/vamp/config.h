@@ -1,0 +1,80 @@
+/* The resolved run configuration: INI file (inih) + `--set section.key=value` overrides.
+ * Every key has a default, a range and a line in configs/README.md. Parsing never asserts: a bad file, key or
+ * value is reported with file, line, key and allowed values (exit 2, nothing written). */
+#ifndef VAMP_CONFIG_H
+#define VAMP_CONFIG_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef enum { MODEL_VAE = 0, MODEL_HVAE = 1 } vamp_model_type;
+typedef enum { LIK_BERNOULLI = 0, LIK_LOGISTIC256 = 1 } vamp_likelihood;
+typedef enum { PRIOR_STANDARD = 0, PRIOR_MOG = 1, PRIOR_VAMPPRIOR = 2, PRIOR_VAMPPRIOR_DATA = 3 } vamp_prior_type;
+typedef enum { BIN_DYNAMIC = 0, BIN_STATIC = 1, BIN_NONE = 2 } vamp_binarize;
+typedef enum { OPT_ADAMNORMGRAD = 0, OPT_ADAM = 1 } vamp_optimizer;
+typedef enum { REDUCE_EXACT = 0, REDUCE_FAST = 1 } vamp_reduce;
+
+typedef struct {
+    /* [run] */
+    char run_dir[1024];       /* run.dir: output directory (created), default "runs/default" */
+    uint64_t seed;            /* run.seed: default 1 */
+    /* [data] */
+    char data_path[1024];     /* data.path: HDF5 from vamp_prepare, default "data/fashion_mnist.h5" */
+    vamp_binarize binarize;   /* data.binarize: dynamic|static|none, default dynamic */
+    int stripes;              /* data.stripes: fixed data stripes; ranks must divide it; default 4 */
+    long train_limit;         /* data.train_limit: use only the first N training rows (0 = all), default 0 */
+    long valid_limit;         /* data.valid_limit: same for validation, default 0 */
+    long test_limit;          /* data.test_limit: same for test, default 0 */
+    /* [model] */
+    vamp_model_type model_type; /* model.type: vae|hvae, default hvae */
+    vamp_likelihood likelihood; /* model.likelihood: bernoulli|logistic256, default bernoulli */
+    int hidden;               /* model.hidden: units per gated layer, default 300 */
+    int z1;                   /* model.z1: latent size (vae: z; hvae: z1), default 40 */
+    int z2;                   /* model.z2: top latent size of hvae, default 40 */
+    /* [prior] */
+    vamp_prior_type prior;    /* prior.type: standard|mog|vampprior|vampprior_data, default vampprior */
+    int components;           /* prior.components: K, default 500 */
+    float pseudo_mean;        /* prior.pseudo_mean: init mean of pseudo-inputs, default 0.05 */
+    float pseudo_std;         /* prior.pseudo_std: init std of pseudo-inputs (and vampprior_data noise), 0.01 */
+    /* [train] */
+    int batch_size;           /* train.batch_size: global batch, default 100; stripes must divide it */
+    int epochs;               /* train.epochs: default 2000 */
+    long max_steps;           /* train.max_steps: 0 = no limit */
+    float lr;                 /* train.lr: default 5e-4 */
+    int warmup;               /* train.warmup: KL warm-up epochs, default 100 (0 = beta 1 from the start) */
+    vamp_optimizer optimizer; /* train.optimizer: adamnormgrad|adam */
+    vamp_reduce reduce;       /* train.reduce: exact|fast, default exact */
+    int patience;             /* train.patience: early-stopping epochs, default 50 (0 = off) */
+    /* [eval] */
+    int eval_samples;         /* eval.samples: importance samples for test LL, default 5000 (0 = skip) */
+    int eval_block;           /* eval.block: samples per block in the IS estimate, default 500 */
+    int eval_batch;           /* eval.batch: rows per block for validation/test ELBO, default 500 */
+    /* [checkpoint] */
+    long ckpt_every_steps;    /* checkpoint.every_steps: 0 = off, default 0 */
+    double ckpt_every_minutes;/* checkpoint.every_minutes: 0 = off, default 30 */
+    int ckpt_keep;            /* checkpoint.keep: default 2 */
+
+    char source[1024];        /* the config file name, for messages */
+} vamp_config;
+
+/* Fill with defaults. */
+void config_defaults(vamp_config *c);
+
+/* Parse `path` (may be NULL: defaults only), then apply `nset` overrides "section.key=value".
+ * On any error writes a message naming file, line (or "--set"), key and the allowed values into err
+ * (errlen bytes) and returns -1; returns 0 on success. Not collective; does no I/O besides reading path. */
+int config_load(vamp_config *c, const char *path, const char *const *sets, int nset, char *err, size_t errlen);
+
+/* Cross-key checks that need the rank count (stripes % nranks, batch % stripes, ...). Same error contract. */
+int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen);
+
+/* The resolved configuration as INI text ("[section]\nkey = value\n..."), every key, parseable by
+ * config_load. Returns bytes written (excluding NUL) or -1 if buf is too small. */
+int config_to_ini(const vamp_config *c, char *buf, size_t buflen);
+
+/* Names for enums, as written in INI files. */
+const char *config_model_name(vamp_model_type t);
+const char *config_likelihood_name(vamp_likelihood l);
+const char *config_prior_name(vamp_prior_type p);
+
+#endif

@@ -1,0 +1,142 @@
+/* The paper's VAE and two-level HVAE (gated dense MLPs) with their priors and likelihoods: parameter layout
+ * (torch state_dict names), initialisation, and the per-chunk forward/backward of the ELBO.
+ * It does not loop over data, reduce over ranks or update parameters (see train.h, reduce.h, optim.h).
+ *
+ * Naming: "top" latent = z (vae) or z2 (hvae): the one with the prior. Its encoder is q_z (vae) / q_z2 (hvae).
+ * Loss per sample: re + beta * kl, re = -log p(x|z..), kl = log q(z..|x) - log p(z..) (both layers for hvae);
+ * the chunk backward computes d(scale * sum_rows loss). */
+#ifndef VAMP_MODEL_H
+#define VAMP_MODEL_H
+
+#include <stddef.h>
+#include "vamp/config.h"
+#include "vamp/layout.h"
+
+typedef struct { int W, b; } vamp_linear;   /* tensor indices in the layout (b = -1: no bias) */
+typedef struct { vamp_linear h, g; } vamp_gated;
+
+/* The encoder of the top latent: x -> GatedDense(D,H) -> GatedDense(H,H) -> mean, logvar (hardtanh -6..2). */
+typedef struct {
+    vamp_gated l1, l2;
+    vamp_linear mean, logvar;
+} vamp_top_encoder;
+
+typedef struct {
+    vamp_config cfg;     /* copy of the resolved config */
+    size_t D;            /* input pixels */
+    int H, Ztop, Z1, K;  /* hidden units, top latent size, hvae z1 size (0 for vae), prior components (0: standard) */
+    int hvae, gray, prior; /* flags: two levels; logistic256 likelihood; vamp_prior_type */
+    vamp_layout layout;  /* params, grads, Adam moments */
+
+    vamp_top_encoder enc;                       /* q_z / q_z2 */
+    vamp_gated q1_x, q1_z2, q1_joint;           /* hvae q(z1|x,z2) */
+    vamp_linear q1_mean, q1_logvar;
+    vamp_gated pz1_l1, pz1_l2;                  /* hvae p(z1|z2) */
+    vamp_linear pz1_mean, pz1_logvar;
+    vamp_gated px_l1, px_l2;                    /* vae p(x|z): l1 on z, l2 on hidden */
+    vamp_gated px_z1, px_z2, px_joint;          /* hvae p(x|z1,z2) */
+    vamp_linear px_mean, px_logvar;             /* px_logvar only for logistic256 */
+    int pseudo;                                 /* "means.linear.weight" (D,K), vampprior*, else -1 */
+    int mog_means, mog_logvars;                 /* "mog.means", "mog.logvars" (K,Ztop), mog, else -1 */
+} vamp_model;
+
+/* Activations of the top encoder for up to `rows` rows, with its own backward scratch. */
+typedef struct {
+    int rows;               /* capacity */
+    float *h1, *g1, *o1;    /* (R,H) */
+    float *h2, *g2, *o2;    /* (R,H) */
+    float *mean;            /* (R,Ztop) */
+    float *lv_pre, *logvar; /* (R,Ztop) before / after hardtanh(-6,2) */
+    float *u;               /* (R,D) pseudo-inputs after hardtanh(0,1); pseudo encoder only */
+    float *du;              /* (R,D) their gradient; pseudo encoder only */
+    float *d_o1, *d_o2;     /* (R,H) backward scratch */
+    float *d_lv;            /* (R,Ztop) */
+    float *gscratch;        /* (2R,H) gated backward scratch */
+    float *buf;             /* the one allocation behind all of the above */
+} vamp_enc_acts;
+
+/* Everything the forward pass of a data chunk keeps for the backward pass, for up to `rows` rows. */
+typedef struct {
+    int rows;
+    vamp_enc_acts enc;                  /* q_z / q_z2 on x */
+    float *z_top, *eps_top;             /* (R,Ztop) eps_top copied from the caller */
+    /* hvae q(z1|x,z2) */
+    float *q1x_h, *q1x_g, *q1x_o;       /* (R,H) */
+    float *q1z_h, *q1z_g, *q1z_o;       /* (R,H) */
+    float *q1_cat;                      /* (R,2H) [q1x_o | q1z_o] */
+    float *q1j_h, *q1j_g, *q1j_o;       /* (R,H) */
+    float *q1_mean, *q1_lv_pre, *q1_logvar, *z1, *eps1; /* (R,Z1) */
+    /* hvae p(z1|z2) */
+    float *pz1_h1, *pz1_g1, *pz1_o1, *pz1_h2, *pz1_g2, *pz1_o2; /* (R,H) */
+    float *pz1_mean, *pz1_lv_pre, *pz1_logvar;                  /* (R,Z1) */
+    /* p(x|...) */
+    float *px_h1, *px_g1, *px_o1;       /* (R,H): vae layer 1 on z; hvae z1 branch */
+    float *px_h2, *px_g2, *px_o2;       /* (R,H): vae layer 2; hvae z2 branch */
+    float *px_cat;                      /* (R,2H) hvae [px_o1 | px_o2] */
+    float *pxj_h, *pxj_g, *pxj_o;       /* (R,H) hvae joint */
+    float *x_pre, *x_mean;              /* (R,D) logits; sigmoid mean (clamped for logistic256) */
+    float *xlv_pre, *x_logvar;          /* (R,D) logistic256 only */
+    const float *x;                     /* (R,D) input of the last forward (not owned) */
+    /* per-row terms */
+    float *re, *kl;                     /* (R) */
+    float *log_q_top, *log_p_top, *log_q1, *log_p1; /* (R) */
+    float *resp;                        /* (R,K) mixture responsibilities */
+    float *w_pos, *w_neg;               /* (R) upstream weights */
+    /* backward scratch */
+    float *d_xa, *d_xb;                 /* (R,D) */
+    float *d_h, *d_h2, *d_h3, *d_h4;    /* (R,H) */
+    float *d_cat;                       /* (R,2H) */
+    float *gscratch;                    /* (2R,H) */
+    float *d_ztop, *d_mtop, *d_lvtop, *d_lvpre_top;   /* (R,Ztop) */
+    float *d_z1, *d_q1m, *d_q1lv, *d_q1lvpre;         /* (R,Z1) */
+    float *d_pz1m, *d_pz1lv, *d_pz1lvpre;             /* (R,Z1) */
+    float *buf;                         /* the one allocation behind all of the above */
+} vamp_acts;
+
+/* Build the layout and tensor indices for config c and input size D. No allocation of parameters. */
+void model_init(vamp_model *m, const vamp_config *c, size_t D);
+
+/* Initialise params (layout.total floats) from keyed randomness (seed): He-normal weights N(0, 2/fan_in),
+ * biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as torch.nn.Linear's default (the reference keeps it),
+ * pseudo-inputs N(pseudo_mean, pseudo_std), mog means N(0,1) and logvars 0. Identical on every rank. */
+void model_init_params(const vamp_model *m, float *params, uint64_t seed);
+
+void acts_init(vamp_acts *a, const vamp_model *m, int rows);
+void acts_free(vamp_acts *a);
+void enc_acts_init(vamp_enc_acts *a, const vamp_model *m, int rows, int with_pseudo);
+void enc_acts_free(vamp_enc_acts *a);
+
+/* Pseudo-inputs [k0,k1) of the VampPrior: u = hardtanh_[0,1](means.linear.weight[:, k]) encoded by the top
+ * encoder; writes pm, plv rows k0..k1 (pointers to row k0 of (K,Ztop) arrays). */
+void model_pseudo_forward(const vamp_model *m, vamp_enc_acts *a, const float *params, int k0, int k1,
+                          float *pm_rows, float *plv_rows);
+/* Back-propagates dpm, dplv rows k0..k1 through the encoder and the hardtanh into grads (adds). */
+void model_pseudo_backward(const vamp_model *m, vamp_enc_acts *a, const float *params, float *grads, int k0,
+                           int k1, const float *dpm_rows, const float *dplv_rows);
+
+/* Forward pass of a chunk of R rows: x (R,D), eps_top (R,Ztop), eps1 (R,Z1, hvae only; may be NULL for vae).
+ * pm/plv (K,Ztop): prior components (vampprior: from model_pseudo_forward; mog: the parameters; standard:
+ * NULL). Fills a->re, a->kl per row. Returns sum over rows of (re + beta*kl) as double. */
+double model_forward(const vamp_model *m, vamp_acts *a, const float *params, const float *x, const float *eps_top,
+                     const float *eps1, int R, const float *pm, const float *plv, float beta);
+/* The two halves of model_forward, for importance sampling (one x, many samples): model_encode runs the
+ * x-dependent layers (top encoder; hvae also the x-branch of q(z1|x,z2)) on R rows; model_encode_broadcast
+ * copies row 0 of that encoding to rows 1..R-1; model_forward_encoded runs the rest on R rows (x (R,D) is
+ * still needed by the likelihood). model_forward = model_encode + model_forward_encoded. */
+void model_encode(const vamp_model *m, vamp_acts *a, const float *params, const float *x, int R);
+void model_encode_broadcast(const vamp_model *m, vamp_acts *a, int R);
+double model_forward_encoded(const vamp_model *m, vamp_acts *a, const float *params, const float *x,
+                             const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
+                             float beta);
+
+/* The generative path for pictures: z_top (R,Ztop) given; hvae z1 = mean + sigma * eps1 under p(z1|z2);
+ * x_mean (R,D) receives the Bernoulli / logistic mean. */
+void model_decode(const vamp_model *m, vamp_acts *a, const float *params, const float *z_top, const float *eps1,
+                  int R, float *x_mean);
+
+/* Backward of scale * sum_rows (re + beta*kl) for the last forward: adds into grads (layout) and into
+ * dpm/dplv (K,Ztop) for the prior components (may be NULL for standard). */
+void model_backward(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
+                    float *dplv, const float *pm, const float *plv, int R, float beta, float scale);
+
+#endif

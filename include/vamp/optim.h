@@ -1,0 +1,21 @@
+/* Adam, optionally with the reference's per-tensor gradient normalisation (AdamNormGrad: g / (||g||_2 + 1e-7)
+ * for each parameter tensor) applied to the already-reduced gradient. One loop over the layout; the same
+ * result on every rank because every rank sees the same gradient. */
+#ifndef VAMP_OPTIM_H
+#define VAMP_OPTIM_H
+
+#include "vamp/config.h"
+#include "vamp/layout.h"
+
+typedef struct {
+    vamp_optimizer kind;
+    float lr, beta1, beta2, eps;
+    long step; /* steps taken so far */
+} vamp_adam;
+
+void adam_init(vamp_adam *o, vamp_optimizer kind, float lr);
+/* params -= Adam update from grads; m, v are the moment buffers (same layout). grads may be modified
+ * (normalised in place). */
+void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, float *m, float *v);
+
+#endif

@@ -1,0 +1,40 @@
+/* Summing per-chunk contributions over ranks.
+ * exact: every chunk (a fixed unit of work whose result does not depend on the rank count) is converted to
+ * 64-bit fixed point with a per-tensor power-of-two scale agreed by MPI_MAX over all chunk maxima, summed as
+ * integers (associative) and allreduced with MPI_INT64_T/MPI_SUM: the result is the same bits for any number
+ * of ranks. fast: local float sum, then one float MPI_Allreduce (order depends on the rank count).
+ * It does not know what the buffers mean beyond their layout. */
+#ifndef VAMP_REDUCE_H
+#define VAMP_REDUCE_H
+
+#include <mpi.h>
+#include <stdint.h>
+#include "vamp/config.h"
+#include "vamp/layout.h"
+
+typedef struct {
+    MPI_Comm comm;
+    vamp_reduce mode;
+    const vamp_layout *layout;
+    int64_t *acc;  /* (layout->total) fixed-point accumulator */
+    float *maxabs; /* (layout->n) per-tensor max |value| */
+    int *exps;     /* (layout->n) per-tensor scale exponent */
+} vamp_reducer;
+
+void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, MPI_Comm comm);
+void reducer_free(vamp_reducer *r);
+
+/* Collective. out (layout->total) = sum of all chunks on all ranks. This rank holds chunks[0..nlocal);
+ * nglobal is the total number of chunks over all ranks (for headroom). Chunks are not modified.
+ * Counts above INT_MAX are split into several MPI calls. */
+void reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
+
+/* For tests: split MPI calls at n elements instead of INT_MAX/2 (0 restores the default). */
+void reducer_set_max_count(size_t n);
+
+/* Collective. Sums per-chunk double values in global chunk order: this rank holds chunks
+ * [rank*nlocal, (rank+1)*nlocal) (equal nlocal on every rank), local[c*nvals + v]. out (nvals) on every rank.
+ * The same bits for any rank count. */
+void reduce_chunk_scalars(double *out, const double *local, int nlocal, int nvals, MPI_Comm comm);
+
+#endif

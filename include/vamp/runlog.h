@@ -1,0 +1,30 @@
+/* The run directory and what rank 0 writes there while training: config.ini (the resolved configuration)
+ * and metrics.csv (one row per epoch). It does not write parameter files (see checkpoint.h). */
+#ifndef VAMP_RUNLOG_H
+#define VAMP_RUNLOG_H
+
+#include <mpi.h>
+#include <stdio.h>
+
+#define VAMP_METRICS_HEADER \
+    "epoch,step,beta,train_loss,train_re,train_kl,val_loss,val_re,val_kl,seconds,samples_per_s"
+
+/* Collective. Creates dir (and parents) and writes dir/config.ini atomically. A directory that cannot be
+ * created or written is an input error naming it (exit 2). */
+void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm);
+
+typedef struct {
+    FILE *f; /* rank 0 only; NULL elsewhere */
+} vamp_metrics;
+
+/* Collective. Rank 0 creates dir/metrics.csv with the header. */
+void metrics_open(vamp_metrics *m, const char *dir, MPI_Comm comm);
+/* Not collective: rank 0 appends one row (others do nothing) and flushes. */
+void metrics_row(vamp_metrics *m, int epoch, long step, double beta, double tl, double tre, double tkl, double vl,
+                 double vre, double vkl, double seconds, double samples_per_s);
+void metrics_close(vamp_metrics *m);
+
+/* Wall-clock seconds (monotonic). */
+double wall_seconds(void);
+
+#endif

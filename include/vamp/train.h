@@ -1,0 +1,77 @@
+/* The data-parallel trainer: owns the model replica, the buffers of every role and the per-step work plan.
+ * One step = pseudo-input encodings (sharded over ranks, allgathered) -> per-stripe chunk forward/backward ->
+ * exact reduction of the prior-component gradient -> pseudo-input backward of this rank's pseudo chunks ->
+ * exact (or fast) reduction of all chunk gradients -> Adam. Every chunk is a fixed unit of work (one data
+ * stripe's share of the batch, or one pseudo-input chunk), so the same bits come out for any rank count. */
+#ifndef VAMP_TRAIN_H
+#define VAMP_TRAIN_H
+
+#include <mpi.h>
+#include "vamp/config.h"
+#include "vamp/data.h"
+#include "vamp/model.h"
+#include "vamp/optim.h"
+#include "vamp/reduce.h"
+
+typedef struct {
+    double loss, re, kl; /* means per image */
+    long n;              /* images */
+} vamp_elbo;
+
+typedef struct {
+    MPI_Comm comm;
+    int rank, size;
+    vamp_config cfg;
+    vamp_model model;
+    vamp_data *data;       /* not owned */
+
+    float *params, *grads, *adam_m, *adam_v; /* (layout.total) each */
+    vamp_adam opt;
+
+    int S;                 /* stripes = data chunks per step = pseudo chunks per step */
+    int stripe_lo, nloc;   /* this rank's stripes [stripe_lo, stripe_lo + nloc) */
+    int rows_per_chunk;    /* batch_size / S */
+    long steps_per_epoch;
+    int npseudo_loc;       /* local pseudo chunks: nloc for vampprior*, else 0 */
+    float **chunk_grads;   /* (nloc + npseudo_loc) x (layout.total) */
+    vamp_reducer red;
+
+    /* prior components (K, Ztop): vampprior: encodings of the pseudo-inputs; mog: the parameters */
+    float *pm, *plv;
+    vamp_layout aux_layout;  /* "prior.dmeans", "prior.dlogvars" (K, Ztop) */
+    float **chunk_aux;       /* nloc x aux total */
+    float *aux_sum;          /* aux total */
+    vamp_reducer red_aux;
+    vamp_enc_acts *pseudo_acts; /* npseudo_loc */
+    int *pk_counts, *pk_displs; /* allgatherv of pseudo rows, in floats */
+
+    vamp_acts acts;          /* rows = max(rows_per_chunk, eval.batch) */
+    float *xbuf, *eps_top, *eps1; /* (rows, D), (rows, Ztop), (rows, Z1) */
+    long *grow;              /* (rows) global row numbers of the current block */
+    uint32_t **perm;         /* nloc permutations of the local stripes' rows */
+    double *chunk_stats;     /* nloc x 2 (sum re, sum kl) */
+    int perm_epoch;          /* epoch the permutations were drawn for */
+
+    int epoch;               /* epochs completed */
+    long step;               /* steps completed */
+    float beta;
+} vamp_trainer;
+
+/* Collective. Builds the model, buffers and initial parameters (identical on every rank). */
+void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm comm);
+void trainer_free(vamp_trainer *t);
+
+/* Collective. KL weight for an epoch (1-based), as the reference: min(1, epoch / warmup). */
+float trainer_beta(const vamp_config *c, int epoch);
+
+/* Collective. Computes t->pm, t->plv for the current parameters (no-op for the standard prior). */
+void trainer_prior_components(vamp_trainer *t);
+
+/* Collective. One optimiser step on batch `it` of epoch `epoch` (1-based); returns the batch's mean loss
+ * terms (exactly reduced). */
+vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it);
+
+/* Collective. ELBO (beta = 1) of a split (valid or test) for the current parameters, exactly reduced. */
+vamp_elbo trainer_eval_elbo(vamp_trainer *t, const vamp_split *split);
+
+#endif

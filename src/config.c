@@ -1,0 +1,349 @@
+/* Configuration: one table of keys (section, name, type, range, default) drives parsing, --set overrides,
+ * validation messages and the resolved INI text, so the four cannot drift apart. INI syntax by inih. */
+#include "vamp/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_INT, K_LONG, K_U64, K_FLOAT, K_DOUBLE, K_STRING, K_ENUM } key_kind;
+
+typedef struct {
+    const char *section, *name;
+    key_kind kind;
+    size_t offset;      /* into vamp_config */
+    double lo, hi;      /* numeric range (inclusive) */
+    const char *choices; /* K_ENUM: "a|b|c", value = index */
+} key_def;
+
+#define F(field) offsetof(vamp_config, field)
+static const key_def KEYS[] = {
+    {"run", "dir", K_STRING, F(run_dir), 0, 0, NULL},
+    {"run", "seed", K_U64, F(seed), 0, 18446744073709551615.0, NULL},
+    {"data", "path", K_STRING, F(data_path), 0, 0, NULL},
+    {"data", "binarize", K_ENUM, F(binarize), 0, 0, "dynamic|static|none"},
+    {"data", "stripes", K_INT, F(stripes), 1, 4096, NULL},
+    {"data", "train_limit", K_LONG, F(train_limit), 0, 1e12, NULL},
+    {"data", "valid_limit", K_LONG, F(valid_limit), 0, 1e12, NULL},
+    {"data", "test_limit", K_LONG, F(test_limit), 0, 1e12, NULL},
+    {"model", "type", K_ENUM, F(model_type), 0, 0, "vae|hvae"},
+    {"model", "likelihood", K_ENUM, F(likelihood), 0, 0, "bernoulli|logistic256"},
+    {"model", "hidden", K_INT, F(hidden), 1, 100000, NULL},
+    {"model", "z1", K_INT, F(z1), 1, 4096, NULL},
+    {"model", "z2", K_INT, F(z2), 1, 4096, NULL},
+    {"prior", "type", K_ENUM, F(prior), 0, 0, "standard|mog|vampprior|vampprior_data"},
+    {"prior", "components", K_INT, F(components), 1, 100000, NULL},
+    {"prior", "pseudo_mean", K_FLOAT, F(pseudo_mean), -10, 10, NULL},
+    {"prior", "pseudo_std", K_FLOAT, F(pseudo_std), 0, 10, NULL},
+    {"train", "batch_size", K_INT, F(batch_size), 1, 1000000, NULL},
+    {"train", "epochs", K_INT, F(epochs), 1, 1000000, NULL},
+    {"train", "max_steps", K_LONG, F(max_steps), 0, 1e15, NULL},
+    {"train", "lr", K_FLOAT, F(lr), 1e-12, 10, NULL},
+    {"train", "warmup", K_INT, F(warmup), 0, 1000000, NULL},
+    {"train", "optimizer", K_ENUM, F(optimizer), 0, 0, "adamnormgrad|adam"},
+    {"train", "reduce", K_ENUM, F(reduce), 0, 0, "exact|fast"},
+    {"train", "patience", K_INT, F(patience), 0, 1000000, NULL},
+    {"eval", "samples", K_INT, F(eval_samples), 0, 10000000, NULL},
+    {"eval", "block", K_INT, F(eval_block), 1, 100000, NULL},
+    {"eval", "batch", K_INT, F(eval_batch), 1, 100000, NULL},
+    {"checkpoint", "every_steps", K_LONG, F(ckpt_every_steps), 0, 1e15, NULL},
+    {"checkpoint", "every_minutes", K_DOUBLE, F(ckpt_every_minutes), 0, 1e9, NULL},
+    {"checkpoint", "keep", K_INT, F(ckpt_keep), 1, 1000, NULL},
+};
+#undef F
+#define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+
+void config_defaults(vamp_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->run_dir, sizeof c->run_dir, "runs/default");
+    c->seed = 1;
+    snprintf(c->data_path, sizeof c->data_path, "data/fashion_mnist.h5");
+    c->binarize = BIN_DYNAMIC;
+    c->stripes = 4;
+    c->model_type = MODEL_HVAE;
+    c->likelihood = LIK_BERNOULLI;
+    c->hidden = 300;
+    c->z1 = 40;
+    c->z2 = 40;
+    c->prior = PRIOR_VAMPPRIOR;
+    c->components = 500;
+    c->pseudo_mean = 0.05f;
+    c->pseudo_std = 0.01f;
+    c->batch_size = 100;
+    c->epochs = 2000;
+    c->lr = 5e-4f;
+    c->warmup = 100;
+    c->optimizer = OPT_ADAMNORMGRAD;
+    c->reduce = REDUCE_EXACT;
+    c->patience = 50;
+    c->eval_samples = 5000;
+    c->eval_block = 500;
+    c->eval_batch = 500;
+    c->ckpt_every_minutes = 30;
+    c->ckpt_keep = 2;
+    snprintf(c->source, sizeof c->source, "(defaults)");
+}
+
+static const char *choice_name(const char *choices, int idx, char *buf, size_t len)
+{
+    const char *p = choices;
+    for (int i = 0; i < idx && p; i++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    if (!p) return "?";
+    size_t n = strcspn(p, "|");
+    snprintf(buf, len, "%.*s", (int)n, p);
+    return buf;
+}
+
+static const char *allowed(const key_def *k, char *buf, size_t len)
+{
+    switch (k->kind) {
+    case K_ENUM: snprintf(buf, len, "one of %s", k->choices); break;
+    case K_STRING: snprintf(buf, len, "a non-empty path of at most 1023 characters"); break;
+    case K_INT:
+    case K_LONG: snprintf(buf, len, "an integer from %.0f to %.0f", k->lo, k->hi); break;
+    case K_U64: snprintf(buf, len, "an integer from 0 to 18446744073709551615"); break;
+    default: snprintf(buf, len, "a number from %g to %g", k->lo, k->hi); break;
+    }
+    return buf;
+}
+
+/* Parses `value` into the field of key k. Returns 0, or -1 if it is not an allowed value. */
+static int set_value(vamp_config *c, const key_def *k, const char *value)
+{
+    char *field = (char *)c + k->offset, *end = NULL;
+    if (k->kind == K_STRING) {
+        if (!value[0] || strlen(value) >= 1024) return -1;
+        strcpy(field, value);
+        return 0;
+    }
+    if (k->kind == K_ENUM) {
+        char buf[64];
+        for (int i = 0;; i++) {
+            const char *name = choice_name(k->choices, i, buf, sizeof buf);
+            if (!strcmp(name, "?")) return -1;
+            if (!strcmp(name, value)) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+    }
+    if (!value[0]) return -1;
+    errno = 0;
+    if (k->kind == K_U64) {
+        if (value[0] == '-') return -1;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || *end) return -1;
+        *(uint64_t *)field = v;
+        return 0;
+    }
+    if (k->kind == K_INT || k->kind == K_LONG) {
+        long long v = strtoll(value, &end, 10);
+        if (errno || *end || v < k->lo || v > k->hi) return -1;
+        if (k->kind == K_INT) *(int *)field = (int)v;
+        else *(long *)field = (long)v;
+        return 0;
+    }
+    double v = strtod(value, &end);
+    if (errno || *end || !isfinite(v) || v < k->lo || v > k->hi) return -1;
+    if (k->kind == K_FLOAT) *(float *)field = (float)v;
+    else *(double *)field = v;
+    return 0;
+}
+
+static const key_def *find_key(const char *section, const char *name)
+{
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(KEYS[i].section, section) && !strcmp(KEYS[i].name, name)) return &KEYS[i];
+    return NULL;
+}
+
+static int section_known(const char *section)
+{
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(KEYS[i].section, section)) return 1;
+    return 0;
+}
+
+typedef struct {
+    vamp_config *c;
+    const char *path;
+    FILE *f;
+    int line;          /* line being parsed (counted by our reader) */
+    int set_line[64];  /* line where each key was set in this file, 0 = not yet */
+    char *err;
+    size_t errlen;
+    int failed;
+} parse_ctx;
+
+static char *count_lines(char *str, int num, void *stream)
+{
+    parse_ctx *p = stream;
+    char *r = fgets(str, num, p->f);
+    if (r) p->line++;
+    return r;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    parse_ctx *p = user;
+    if (p->failed) return 0;
+    p->failed = 1;
+    char buf[128];
+    if (!section_known(section)) {
+        snprintf(p->err, p->errlen, "%s:%d: unknown section [%s]: expected one of "
+                 "[run] [data] [model] [prior] [train] [eval] [checkpoint]", p->path, p->line, section);
+        return 0;
+    }
+    const key_def *k = find_key(section, name);
+    if (!k) {
+        snprintf(p->err, p->errlen, "%s:%d: unknown key \"%s\" in [%s] (see configs/README.md for every key)",
+                 p->path, p->line, name, section);
+        return 0;
+    }
+    int idx = (int)(k - KEYS);
+    if (p->set_line[idx]) {
+        snprintf(p->err, p->errlen, "%s:%d: [%s] %s is set again (first set on line %d)", p->path, p->line, section,
+                 name, p->set_line[idx]);
+        return 0;
+    }
+    if (set_value(p->c, k, value) != 0) {
+        snprintf(p->err, p->errlen, "%s:%d: [%s] %s = \"%s\": expected %s", p->path, p->line, section, name, value,
+                 allowed(k, buf, sizeof buf));
+        return 0;
+    }
+    p->set_line[idx] = p->line;
+    p->failed = 0;
+    return 1;
+}
+
+static int apply_set(vamp_config *c, const char *s, char *err, size_t errlen)
+{
+    const char *eq = strchr(s, '='), *dot = strchr(s, '.');
+    if (!eq || !dot || dot > eq) {
+        snprintf(err, errlen, "--set %s: expected section.key=value", s);
+        return -1;
+    }
+    char section[64], name[64], buf[128];
+    if ((size_t)(dot - s) >= sizeof section || (size_t)(eq - dot - 1) >= sizeof name) {
+        snprintf(err, errlen, "--set %s: unknown key", s);
+        return -1;
+    }
+    snprintf(section, sizeof section, "%.*s", (int)(dot - s), s);
+    snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
+    const key_def *k = find_key(section, name);
+    if (!k) {
+        snprintf(err, errlen, "--set %s: unknown key %s.%s (see configs/README.md for every key)", s, section, name);
+        return -1;
+    }
+    if (set_value(c, k, eq + 1) != 0) {
+        snprintf(err, errlen, "--set %s: [%s] %s = \"%s\": expected %s", s, section, name, eq + 1,
+                 allowed(k, buf, sizeof buf));
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(vamp_config *c, const char *path, const char *const *sets, int nset, char *err, size_t errlen)
+{
+    config_defaults(c);
+    if (path) {
+        snprintf(c->source, sizeof c->source, "%s", path);
+        parse_ctx p;
+        memset(&p, 0, sizeof p);
+        p.c = c;
+        p.path = path;
+        p.err = err;
+        p.errlen = errlen;
+        p.f = fopen(path, "r");
+        if (!p.f) {
+            snprintf(err, errlen, "cannot open config file \"%s\": %s", path, strerror(errno));
+            return -1;
+        }
+        int rc = ini_parse_stream(count_lines, &p, on_key, &p);
+        fclose(p.f);
+        if (p.failed) return -1;
+        if (rc != 0) {
+            snprintf(err, errlen, "%s:%d: not an INI line (expected [section], key = value, or a ; comment)", path,
+                     rc > 0 ? rc : p.line);
+            return -1;
+        }
+    }
+    for (int i = 0; i < nset; i++)
+        if (apply_set(c, sets[i], err, errlen) != 0) return -1;
+    return 0;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen)
+{
+    const char *src = c->source;
+    if (c->stripes % nranks != 0)
+        return fail(err, errlen, "%s: [data] stripes = %d is not divisible by the %d ranks: choose data.stripes as a "
+                    "multiple of the rank count that divides train.batch_size = %d", src, c->stripes, nranks,
+                    c->batch_size);
+    if (c->batch_size % c->stripes != 0)
+        return fail(err, errlen, "%s: [train] batch_size = %d is not divisible by [data] stripes = %d (every batch "
+                    "takes the same number of images from each stripe)", src, c->batch_size, c->stripes);
+    if (c->likelihood == LIK_LOGISTIC256 && c->binarize != BIN_NONE)
+        return fail(err, errlen, "%s: [model] likelihood = logistic256 models grey levels: set [data] binarize = none "
+                    "(it is %s)", src, c->binarize == BIN_DYNAMIC ? "dynamic" : "static");
+    if ((c->prior == PRIOR_VAMPPRIOR || c->prior == PRIOR_VAMPPRIOR_DATA) && c->components < c->stripes)
+        return fail(err, errlen, "%s: [prior] components = %d is smaller than [data] stripes = %d (the pseudo-inputs "
+                    "are cut into one chunk per stripe)", src, c->components, c->stripes);
+    if (c->eval_samples > 0 && c->eval_samples % c->eval_block != 0)
+        return fail(err, errlen, "%s: [eval] samples = %d is not a multiple of [eval] block = %d", src,
+                    c->eval_samples, c->eval_block);
+    return 0;
+}
+
+int config_to_ini(const vamp_config *c, char *buf, size_t buflen)
+{
+    size_t used = 0;
+    const char *section = "";
+    for (int i = 0; i < NKEYS; i++) {
+        const key_def *k = &KEYS[i];
+        const char *field = (const char *)c + k->offset;
+        char val[1100], tmp[64];
+        switch (k->kind) {
+        case K_INT: snprintf(val, sizeof val, "%d", *(const int *)field); break;
+        case K_LONG: snprintf(val, sizeof val, "%ld", *(const long *)field); break;
+        case K_U64: snprintf(val, sizeof val, "%llu", (unsigned long long)*(const uint64_t *)field); break;
+        case K_FLOAT: snprintf(val, sizeof val, "%.9g", (double)*(const float *)field); break;
+        case K_DOUBLE: snprintf(val, sizeof val, "%.17g", *(const double *)field); break;
+        case K_STRING: snprintf(val, sizeof val, "%s", field); break;
+        case K_ENUM: snprintf(val, sizeof val, "%s", choice_name(k->choices, *(const int *)field, tmp, sizeof tmp));
+            break;
+        }
+        int n = strcmp(section, k->section)
+                    ? snprintf(buf + used, buflen - used, "%s[%s]\n%s = %s\n", used ? "\n" : "", k->section, k->name, val)
+                    : snprintf(buf + used, buflen - used, "%s = %s\n", k->name, val);
+        if (n < 0 || (size_t)n >= buflen - used) return -1;
+        used += (size_t)n;
+        section = k->section;
+    }
+    return (int)used;
+}
+
+const char *config_model_name(vamp_model_type t) { return t == MODEL_HVAE ? "hvae" : "vae"; }
+const char *config_likelihood_name(vamp_likelihood l) { return l == LIK_LOGISTIC256 ? "logistic256" : "bernoulli"; }
+const char *config_prior_name(vamp_prior_type p)
+{
+    static const char *names[] = {"standard", "mog", "vampprior", "vampprior_data"};
+    return names[p];
+}

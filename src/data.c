@@ -1,0 +1,289 @@
+/* Reading the vamp_mpi dataset format with parallel HDF5: every rank reads its own stripes of each split
+ * (one hyperslab, collective transfer), converts to floats in [0,1] and checks them. Every problem with the
+ * file is reported as an input error naming the file and dataset (see data.h). */
+#include "vamp/data.h"
+#include "vamp/check.h"
+#include "vamp/rng.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+long stripe_start(long n, int S, int s) { return (long)((long long)s * n / S); }
+
+void binarize_row(float *x_out, const float *x, size_t D, uint64_t seed, uint32_t purpose, uint32_t epoch,
+                  long global_row)
+{
+    float u[64]; /* draws in small blocks, so x_out may alias x */
+    for (size_t d0 = 0; d0 < D; d0 += 64) {
+        size_t n = D - d0 < 64 ? D - d0 : 64;
+        rng_uniform_fill(u, n, seed, purpose, epoch, (uint64_t)global_row, (uint32_t)d0);
+        for (size_t i = 0; i < n; i++) x_out[d0 + i] = u[i] < x[d0 + i] ? 1.0f : 0.0f;
+    }
+}
+
+/* Reads a string attribute (fixed or variable length) into buf; returns -1 if absent or not a string. */
+static int read_string_attr(hid_t loc, const char *name, char *buf, size_t len)
+{
+    if (H5Aexists(loc, name) <= 0) return -1;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    int rc = -1;
+    if (H5Tget_class(t) == H5T_STRING) {
+        if (H5Tis_variable_str(t) > 0) {
+            char *s = NULL;
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5T_VARIABLE);
+            if (H5Aread(a, mt, &s) >= 0 && s) {
+                snprintf(buf, len, "%s", s);
+                H5free_memory(s);
+                rc = 0;
+            }
+            H5Tclose(mt);
+        } else {
+            size_t n = H5Tget_size(t);
+            char *s = calloc(n + 1, 1);
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, n);
+            if (s && H5Aread(a, mt, s) >= 0) {
+                snprintf(buf, len, "%s", s);
+                rc = 0;
+            }
+            free(s);
+            H5Tclose(mt);
+        }
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+/* Reads an integer attribute; -1 if absent or not numeric. */
+static int read_int_attr(hid_t loc, const char *name, long *out)
+{
+    if (H5Aexists(loc, name) <= 0) return -1;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    H5T_class_t cls = H5Tget_class(t);
+    hid_t sp = H5Aget_space(a);
+    int rc = -1;
+    if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && H5Sget_simple_extent_npoints(sp) == 1) {
+        double v;
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0 && v == floor(v)) {
+            *out = (long)v;
+            rc = 0;
+        }
+    }
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+/* Collective: read rows [lo, hi) of dataset ds (N x D, uint8 or float32) into out as floats in [0,1]. */
+static void read_rows(hid_t ds, int is_u8, long lo, long hi, size_t D, float *out)
+{
+    hsize_t start[2] = {(hsize_t)lo, 0}, count[2] = {(hsize_t)(hi - lo), D};
+    hid_t fspace = H5Dget_space(ds);
+    CHECK_H5(fspace);
+    CHECK_H5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL));
+    hid_t mspace = H5Screate_simple(2, count, NULL);
+    CHECK_H5(mspace);
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    CHECK_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+    size_t n = (size_t)(hi - lo) * D;
+    if (is_u8) {
+        unsigned char *u = xmalloc(n ? n : 1);
+        CHECK_H5(H5Dread(ds, H5T_NATIVE_UCHAR, mspace, fspace, dxpl, u));
+        for (size_t i = 0; i < n; i++) out[i] = (float)u[i] / 255.0f;
+        free(u);
+    } else {
+        CHECK_H5(H5Dread(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, out));
+    }
+    H5Pclose(dxpl);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+}
+
+typedef struct {
+    hid_t ds;
+    int is_u8;
+    long rows; /* in the file */
+} split_info;
+
+/* Opens and checks /name; every rank sees the same metadata, so errors are reported by all alike. */
+static split_info open_split(hid_t f, const char *path, const char *name, size_t D, int h, int w, MPI_Comm comm)
+{
+    split_info s;
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0)
+        vamp_input_error(comm, "%s: dataset /%s is missing (a vamp_mpi dataset has /train, /valid and /test; make "
+                         "one with vamp_prepare)", path, name);
+    s.ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (s.ds < 0) vamp_input_error(comm, "%s: /%s is not a dataset", path, name);
+    hid_t sp = H5Dget_space(s.ds);
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[8] = {0};
+    if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    if (nd != 2)
+        vamp_input_error(comm, "%s: dataset /%s: expected 2-D (N x %zu), found rank %d", path, name, D, nd);
+    if (dims[1] != D)
+        vamp_input_error(comm, "%s: dataset /%s: rows have %llu values, but the attributes height x width say "
+                         "%d x %d = %zu", path, name, (unsigned long long)dims[1], h, w, D);
+    hid_t t = H5Dget_type(s.ds);
+    H5T_class_t cls = H5Tget_class(t);
+    size_t sz = H5Tget_size(t);
+    int uns = cls == H5T_INTEGER ? H5Tget_sign(t) == H5T_SGN_NONE : 0;
+    H5Tclose(t);
+    if (cls == H5T_INTEGER && sz == 1 && uns) s.is_u8 = 1;
+    else if (cls == H5T_FLOAT && sz == 4) s.is_u8 = 0;
+    else
+        vamp_input_error(comm, "%s: dataset /%s: element type must be uint8 (0..255) or float32 (0..1)", path, name);
+    s.rows = (long)dims[0];
+    return s;
+}
+
+/* Finds the first bad value among this rank's rows; all ranks agree on the lowest bad global row and report it. */
+static void check_values(const vamp_split *sp, size_t D, int need_binary, const char *path, const char *name,
+                         MPI_Comm comm)
+{
+    long nloc = sp->row_hi - sp->row_lo;
+    struct { double row; int rank; } mine = {INFINITY, 0}, first;
+    MPI_Comm_rank(comm, &mine.rank);
+    float bad = 0.0f;
+    for (size_t i = 0; i < (size_t)nloc * D; i++) {
+        float v = sp->x[i];
+        if (!(v >= 0.0f && v <= 1.0f) || (need_binary && v != 0.0f && v != 1.0f)) {
+            mine.row = (double)(sp->row_lo + (long)(i / D));
+            bad = v;
+            break;
+        }
+    }
+    CHECK_MPI(MPI_Allreduce(&mine, &first, 1, MPI_DOUBLE_INT, MPI_MINLOC, comm));
+    if (isinf(first.row)) return;
+    CHECK_MPI(MPI_Bcast(&bad, 1, MPI_FLOAT, first.rank, comm));
+    if (need_binary && bad >= 0.0f && bad <= 1.0f)
+        vamp_input_error(comm, "%s: dataset /%s: row %.0f has the value %g, but likelihood bernoulli with "
+                         "data.binarize = none needs 0/1 data (use data.binarize = dynamic or static)",
+                         path, name, first.row, bad);
+    vamp_input_error(comm, "%s: dataset /%s: row %.0f has the value %g; values must lie in [0, 1] (uint8 data is "
+                     "scaled by 1/255)", path, name, first.row, bad);
+}
+
+static void load_split(vamp_split *sp, hid_t f, const vamp_config *c, const char *name, long limit, size_t D,
+                       int h, int w, int binarize, int need_binary, MPI_Comm comm)
+{
+    int rank, size;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    CHECK_MPI(MPI_Comm_size(comm, &size));
+    split_info si = open_split(f, c->data_path, name, D, h, w, comm);
+    if (limit > si.rows)
+        vamp_input_error(comm, "%s: dataset /%s has %ld rows, fewer than data.%s_limit = %ld", c->data_path, name,
+                         si.rows, name, limit);
+    sp->n = limit > 0 ? limit : si.rows;
+    sp->stripes = c->stripes;
+    if (sp->n < c->stripes)
+        vamp_input_error(comm, "%s: dataset /%s has %ld rows, fewer than data.stripes = %d", c->data_path, name,
+                         sp->n, c->stripes);
+    int per = c->stripes / size;
+    sp->stripe_lo = rank * per;
+    sp->stripe_hi = (rank + 1) * per;
+    sp->row_lo = stripe_start(sp->n, sp->stripes, sp->stripe_lo);
+    sp->row_hi = stripe_start(sp->n, sp->stripes, sp->stripe_hi);
+    size_t nloc = (size_t)(sp->row_hi - sp->row_lo);
+    sp->x = xmalloc((nloc ? nloc : 1) * D * sizeof(float));
+    read_rows(si.ds, si.is_u8, sp->row_lo, sp->row_hi, D, sp->x);
+    H5Dclose(si.ds);
+    check_values(sp, D, need_binary, c->data_path, name, comm);
+    if (binarize)
+        for (size_t r = 0; r < nloc; r++) {
+            float *row = sp->x + r * D;
+            binarize_row(row, row, D, VAMP_STATIC_BINARIZE_SEED, RNG_STATIC, 0, sp->row_lo + (long)r);
+        }
+}
+
+void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm)
+{
+    memset(d, 0, sizeof *d);
+    vamp_h5_quiet();
+    const char *path = c->data_path;
+    if (access(path, R_OK) != 0)
+        vamp_input_error(comm, "cannot open data file \"%s\": %s (make it with vamp_prepare)", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        vamp_input_error(comm, "data file \"%s\" is not an HDF5 file", path);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    CHECK_H5(fapl);
+    CHECK_H5(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0) vamp_input_error(comm, "cannot open data file \"%s\" with parallel HDF5", path);
+
+    char fmt[64] = "", kind[64] = "";
+    long version = 0, h = 0, w = 0;
+    if (read_string_attr(f, "format", fmt, sizeof fmt) != 0 || strcmp(fmt, VAMP_DATASET_FORMAT) != 0)
+        vamp_input_error(comm, "%s: attribute format must be \"%s\" (found \"%s\"): convert the data with "
+                         "vamp_prepare", path, VAMP_DATASET_FORMAT, fmt);
+    if (read_int_attr(f, "version", &version) != 0 || version != VAMP_DATASET_VERSION)
+        vamp_input_error(comm, "%s: attribute version must be %d (found %ld)", path, VAMP_DATASET_VERSION, version);
+    if (read_int_attr(f, "height", &h) != 0 || read_int_attr(f, "width", &w) != 0 || h < 1 || w < 1 || h > 65536 ||
+        w > 65536)
+        vamp_input_error(comm, "%s: attributes height and width must be positive integers", path);
+    if (read_string_attr(f, "kind", kind, sizeof kind) != 0 || (strcmp(kind, "binary") && strcmp(kind, "gray")))
+        vamp_input_error(comm, "%s: attribute kind must be \"binary\" or \"gray\" (found \"%s\")", path, kind);
+    if (read_string_attr(f, "source", d->source, sizeof d->source) != 0) snprintf(d->source, sizeof d->source, "?");
+    d->height = (int)h;
+    d->width = (int)w;
+    d->D = (size_t)(h * w);
+    d->binary = !strcmp(kind, "binary");
+
+    int bern_raw = c->likelihood == LIK_BERNOULLI && c->binarize == BIN_NONE;
+    int bin_eval = c->binarize != BIN_NONE;
+    load_split(&d->train, f, c, "train", c->train_limit, d->D, d->height, d->width, c->binarize == BIN_STATIC,
+               bern_raw, comm);
+    load_split(&d->valid, f, c, "valid", c->valid_limit, d->D, d->height, d->width, bin_eval, bern_raw, comm);
+    load_split(&d->test, f, c, "test", c->test_limit, d->D, d->height, d->width, bin_eval, bern_raw, comm);
+    CHECK_H5(H5Fclose(f));
+}
+
+void data_free(vamp_data *d)
+{
+    free(d->train.x);
+    free(d->valid.x);
+    free(d->test.x);
+    memset(d, 0, sizeof *d);
+}
+
+void data_read_train_rows(const vamp_config *c, const vamp_data *d, const long *rows, int n, float *out,
+                          MPI_Comm comm)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    CHECK_H5(fapl);
+    CHECK_H5(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+    hid_t f = H5Fopen(c->data_path, H5F_ACC_RDONLY, fapl);
+    CHECK_H5(f);
+    H5Pclose(fapl);
+    split_info si = open_split(f, c->data_path, "train", d->D, d->height, d->width, comm);
+    hid_t fspace = H5Dget_space(si.ds);
+    hsize_t one[2] = {1, d->D};
+    hid_t mspace = H5Screate_simple(2, one, NULL);
+    unsigned char *u = xmalloc(d->D);
+    for (int i = 0; i < n; i++) { /* independent reads: a one-off of K rows at start-up */
+        hsize_t start[2] = {(hsize_t)rows[i], 0};
+        CHECK_H5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, one, NULL));
+        float *o = out + (size_t)i * d->D;
+        if (si.is_u8) {
+            CHECK_H5(H5Dread(si.ds, H5T_NATIVE_UCHAR, mspace, fspace, H5P_DEFAULT, u));
+            for (size_t j = 0; j < d->D; j++) o[j] = (float)u[j] / 255.0f;
+        } else {
+            CHECK_H5(H5Dread(si.ds, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, o));
+        }
+    }
+    free(u);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    H5Dclose(si.ds);
+    CHECK_H5(H5Fclose(f));
+}

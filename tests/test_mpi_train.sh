@@ -1,0 +1,95 @@
+#!/bin/bash
+# End-to-end data-parallel training on real Fashion-MNIST rows, with real MPI ranks:
+#  1. train.reduce = exact: final parameters are bit-identical for -np 1, 2 and 4 after 30 steps of
+#     hvae + vampprior, for both likelihoods (and the metrics.csv rows are identical too);
+#  2. train.reduce = fast: -np 2 follows the single-rank trajectory within float tolerance over 20 steps;
+#  3. vae + vampprior on a 2,000-image subset improves the validation ELBO over 3 epochs.
+# usage: test_mpi_train.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+BUILD=$1
+SRC=$2
+MPIEXEC=${MPIEXEC:-mpiexec}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+check() { # name, command...
+  local name=$1
+  shift
+  if "$@" >"$TMP/out.txt" 2>&1; then
+    pass=$((pass + 1))
+    echo "ok   $name"
+  else
+    fail=$((fail + 1))
+    echo "FAIL $name"
+    sed 's/^/     /' "$TMP/out.txt" | tail -20
+  fi
+}
+run() { # np, run dir, extra --set args...
+  local np=$1 dir=$2
+  shift 2
+  $MPIEXEC --allow-run-as-root --oversubscribe -n "$np" "$BUILD/vamp_mpi" "$TMP/small.ini" \
+    --set run.dir="$dir" "$@" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
+}
+
+"$BUILD/vamp_prepare" fashion-mnist --out "$TMP/fm.h5" >/dev/null || { echo "vamp_prepare failed"; exit 1; }
+cat >"$TMP/small.ini" <<INI
+[data]
+path = $TMP/fm.h5
+stripes = 4
+train_limit = 2000
+valid_limit = 400
+test_limit = 400
+[model]
+type = hvae
+hidden = 48
+z1 = 8
+z2 = 6
+[prior]
+type = vampprior
+components = 20
+[train]
+batch_size = 20
+warmup = 2
+INI
+
+for lik in bernoulli logistic256; do
+  bin=dynamic
+  [ $lik = logistic256 ] && bin=none
+  for np in 1 2 4; do
+    run $np "$TMP/exact_${lik}_$np" --set model.likelihood=$lik --set data.binarize=$bin \
+      --set train.max_steps=30 --set train.reduce=exact >/dev/null 2>&1
+  done
+  for np in 2 4; do
+    check "exact $lik: -np $np params bit-identical to -np 1" \
+      /usr/bin/python3 "$SRC/tests/tools/h5params.py" "$TMP/exact_${lik}_1/final.h5" "$TMP/exact_${lik}_$np/final.h5" --exact
+    check "exact $lik: -np $np metrics identical to -np 1 (but for timings)" \
+      bash -c "diff <(cut -d, -f1-9 '$TMP/exact_${lik}_1/metrics.csv') <(cut -d, -f1-9 '$TMP/exact_${lik}_$np/metrics.csv')"
+  done
+done
+
+run 1 "$TMP/fast_1" --set train.max_steps=20 --set train.reduce=fast >/dev/null 2>&1
+run 2 "$TMP/fast_2" --set train.max_steps=20 --set train.reduce=fast >/dev/null 2>&1
+check "fast: -np 2 params within 1e-3 of -np 1 after 20 steps" \
+  /usr/bin/python3 "$SRC/tests/tools/h5params.py" "$TMP/fast_1/final.h5" "$TMP/fast_2/final.h5" --rtol 1e-3
+check "fast: -np 2 validation loss within 1e-3 relative of -np 1" \
+  /usr/bin/python3 -c "
+import csv,sys
+a=list(csv.DictReader(open('$TMP/fast_1/metrics.csv')))[-1]; b=list(csv.DictReader(open('$TMP/fast_2/metrics.csv')))[-1]
+va,vb=float(a['val_loss']),float(b['val_loss']); print(va,vb); sys.exit(abs(va-vb)>1e-3*abs(va))"
+
+run 2 "$TMP/learn" --set model.type=vae --set train.epochs=3 --set model.hidden=64 >/dev/null 2>&1
+check "vae+vampprior on 2000 images: validation loss falls over 3 epochs" \
+  /usr/bin/python3 -c "
+import csv,sys
+rows=list(csv.DictReader(open('$TMP/learn/metrics.csv'))); v=[float(r['val_loss']) for r in rows]; print(v)
+sys.exit(not (len(v)==3 and v[2] < v[0] - 5))"
+check "final.h5 has the test ELBO and the printed test_elbo matches it" \
+  /usr/bin/python3 -c "
+import h5py,re,sys
+f=h5py.File('$TMP/learn/final.h5','r'); a=float(f.attrs['test_elbo'])
+m=re.search(r'^test_elbo = (\S+)$', open('$TMP/learn.log').read(), re.M); p=float(m.group(1)); print(a,p)
+sys.exit(not (a < 0 and abs(a-p) < 1e-3))"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
