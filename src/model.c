@@ -334,6 +334,24 @@ void model_pseudo_backward(const vamp_model *m, vamp_enc_acts *a, const float *p
 
 static inline float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
 
+/* log P(bin of x) under the discretised logistic with mean mu and log-scale lv, as the reference:
+ * log(sigmoid((xb + 1/256 - mu)/s) - sigmoid((xb - mu)/s) + 1e-7), xb = floor(256 x)/256. In double: the
+ * difference of two close CDF values loses most float digits. Optionally its derivatives in mu and lv. */
+static double logistic256_logp(float x, float mu, float lv, double *d_mu, double *d_lv)
+{
+    double inv = exp(-(double)lv);
+    double xb = floor((double)x / LOGI_BIN) * LOGI_BIN;
+    double xp = (xb + LOGI_BIN - mu) * inv, xm = (xb - mu) * inv;
+    double cp = 1.0 / (1.0 + exp(-xp)), cm = 1.0 / (1.0 + exp(-xm));
+    double den = cp - cm + 1e-7;
+    if (d_mu) {
+        double sp = cp * (1.0 - cp), sm = cm * (1.0 - cm);
+        *d_mu = inv * (sm - sp) / den;
+        *d_lv = (sm * xm - sp * xp) / den;
+    }
+    return log(den);
+}
+
 /* re (R) = -log p(x|.) from x_pre (and xlv_pre); fills x_mean (and x_logvar). */
 static void likelihood_forward(const vamp_model *m, vamp_acts *a, const float *x, int R)
 {
@@ -351,10 +369,7 @@ static void likelihood_forward(const vamp_model *m, vamp_acts *a, const float *x
             } else {
                 float mu = p < LOGI_CLAMP ? LOGI_CLAMP : (p > 1.0f - LOGI_CLAMP ? 1.0f - LOGI_CLAMP : p);
                 a->x_mean[i] = mu;
-                float inv = expf(-a->x_logvar[i]);
-                float xb = floorf(x[i] / LOGI_BIN) * LOGI_BIN;
-                float cp = sigm((xb + LOGI_BIN - mu) * inv), cm = sigm((xb - mu) * inv);
-                s += logf(cp - cm + 1e-7f);
+                s += logistic256_logp(x[i], mu, a->x_logvar[i], NULL, NULL);
             }
         }
         a->re[r] = (float)-s;
@@ -370,18 +385,12 @@ static void likelihood_backward(const vamp_model *m, vamp_acts *a, const float *
         if (!m->gray) { /* d(-log p(x))/d logit = p - x where the clamp is inactive (torch: inclusive bounds) */
             a->d_xa[i] = (p >= BERN_EPS && p <= 1.0f - BERN_EPS) ? scale * (p - x[i]) : 0.0f;
         } else {
-            float mu = a->x_mean[i], inv = expf(-a->x_logvar[i]);
-            float xb = floorf(x[i] / LOGI_BIN) * LOGI_BIN;
-            float xp = (xb + LOGI_BIN - mu) * inv, xm = (xb - mu) * inv;
-            float cp = sigm(xp), cm = sigm(xm);
-            float den = cp - cm + 1e-7f;
-            float sp = cp * (1.0f - cp), sm = cm * (1.0f - cm);
-            float dlogp_dmu = inv * (sm - sp) / den;
-            float dlogp_dlv = (sm * xm - sp * xp) / den;
+            double dlogp_dmu, dlogp_dlv;
+            logistic256_logp(x[i], a->x_mean[i], a->x_logvar[i], &dlogp_dmu, &dlogp_dlv);
             int inside = p >= LOGI_CLAMP && p <= 1.0f - LOGI_CLAMP;
-            a->d_xa[i] = inside ? -scale * dlogp_dmu * p * (1.0f - p) : 0.0f;
+            a->d_xa[i] = inside ? (float)(-scale * dlogp_dmu * p * (1.0f - p)) : 0.0f;
             float lv = a->xlv_pre[i];
-            a->d_xb[i] = (lv > XLOGVAR_LO && lv < XLOGVAR_HI) ? -scale * dlogp_dlv : 0.0f;
+            a->d_xb[i] = (lv > XLOGVAR_LO && lv < XLOGVAR_HI) ? (float)(-scale * dlogp_dlv) : 0.0f;
         }
     }
 }
