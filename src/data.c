@@ -37,6 +37,7 @@ static int read_string_attr(hid_t loc, const char *name, char *buf, size_t len)
             char *s = NULL;
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5Tget_cset(t)); /* h5py writes UTF-8 */
             if (H5Aread(a, mt, &s) >= 0 && s) {
                 snprintf(buf, len, "%s", s);
                 H5free_memory(s);
@@ -48,6 +49,7 @@ static int read_string_attr(hid_t loc, const char *name, char *buf, size_t len)
             char *s = calloc(n + 1, 1);
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, n);
+            H5Tset_cset(mt, H5Tget_cset(t));
             if (s && H5Aread(a, mt, s) >= 0) {
                 snprintf(buf, len, "%s", s);
                 rc = 0;
