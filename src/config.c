@@ -47,6 +47,7 @@ static const key_def KEYS[] = {
     {"train", "optimizer", K_ENUM, F(optimizer), 0, 0, "adamnormgrad|adam"},
     {"train", "reduce", K_ENUM, F(reduce), 0, 0, "exact|fast"},
     {"train", "patience", K_INT, F(patience), 0, 1000000, NULL},
+    {"train", "on_nan", K_ENUM, F(on_nan), 0, 0, "stop|skip"},
     {"eval", "samples", K_INT, F(eval_samples), 0, 10000000, NULL},
     {"eval", "block", K_INT, F(eval_block), 1, 100000, NULL},
     {"eval", "batch", K_INT, F(eval_batch), 1, 100000, NULL},
@@ -176,6 +177,7 @@ typedef struct {
     vamp_config *c;
     const char *path;
     FILE *f;
+    const char *text;  /* reading from a string instead of f */
     int line;          /* line being parsed (counted by our reader) */
     int set_line[64];  /* line where each key was set in this file, 0 = not yet */
     char *err;
@@ -186,7 +188,19 @@ typedef struct {
 static char *count_lines(char *str, int num, void *stream)
 {
     parse_ctx *p = stream;
-    char *r = fgets(str, num, p->f);
+    char *r;
+    if (p->f) {
+        r = fgets(str, num, p->f);
+    } else { /* one line of p->text */
+        if (!*p->text) return NULL;
+        size_t n = strcspn(p->text, "\n");
+        if (p->text[n] == '\n') n++;
+        if (n > (size_t)num - 1) n = (size_t)num - 1;
+        memcpy(str, p->text, n);
+        str[n] = '\0';
+        p->text += n;
+        r = str;
+    }
     if (r) p->line++;
     return r;
 }
@@ -281,6 +295,43 @@ int config_load(vamp_config *c, const char *path, const char *const *sets, int n
     return 0;
 }
 
+int config_load_text(vamp_config *c, const char *text, const char *name, char *err, size_t errlen)
+{
+    config_defaults(c);
+    snprintf(c->source, sizeof c->source, "%s", name);
+    parse_ctx p;
+    memset(&p, 0, sizeof p);
+    p.c = c;
+    p.path = name;
+    p.text = text;
+    p.err = err;
+    p.errlen = errlen;
+    int rc = ini_parse_stream(count_lines, &p, on_key, &p);
+    if (p.failed) return -1;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s:%d: not an INI line", name, rc);
+        return -1;
+    }
+    return 0;
+}
+
+static void format_value(const vamp_config *c, const key_def *k, char *val, size_t len);
+
+void config_diff(const vamp_config *a, const vamp_config *b, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    size_t used = 0;
+    for (int i = 0; i < NKEYS; i++) {
+        char va[1100], vb[1100];
+        format_value(a, &KEYS[i], va, sizeof va);
+        format_value(b, &KEYS[i], vb, sizeof vb);
+        if (strcmp(va, vb) == 0) continue;
+        int n = snprintf(out + used, outlen - used, "%s%s.%s", used ? ", " : "", KEYS[i].section, KEYS[i].name);
+        if (n < 0 || (size_t)n >= outlen - used) return;
+        used += (size_t)n;
+    }
+}
+
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -312,24 +363,29 @@ int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen)
     return 0;
 }
 
+static void format_value(const vamp_config *c, const key_def *k, char *val, size_t len)
+{
+    const char *field = (const char *)c + k->offset;
+    char tmp[64];
+    switch (k->kind) {
+    case K_INT: snprintf(val, len, "%d", *(const int *)field); break;
+    case K_LONG: snprintf(val, len, "%ld", *(const long *)field); break;
+    case K_U64: snprintf(val, len, "%llu", (unsigned long long)*(const uint64_t *)field); break;
+    case K_FLOAT: snprintf(val, len, "%.9g", (double)*(const float *)field); break;
+    case K_DOUBLE: snprintf(val, len, "%.17g", *(const double *)field); break;
+    case K_STRING: snprintf(val, len, "%s", field); break;
+    case K_ENUM: snprintf(val, len, "%s", choice_name(k->choices, *(const int *)field, tmp, sizeof tmp)); break;
+    }
+}
+
 int config_to_ini(const vamp_config *c, char *buf, size_t buflen)
 {
     size_t used = 0;
     const char *section = "";
     for (int i = 0; i < NKEYS; i++) {
         const key_def *k = &KEYS[i];
-        const char *field = (const char *)c + k->offset;
-        char val[1100], tmp[64];
-        switch (k->kind) {
-        case K_INT: snprintf(val, sizeof val, "%d", *(const int *)field); break;
-        case K_LONG: snprintf(val, sizeof val, "%ld", *(const long *)field); break;
-        case K_U64: snprintf(val, sizeof val, "%llu", (unsigned long long)*(const uint64_t *)field); break;
-        case K_FLOAT: snprintf(val, sizeof val, "%.9g", (double)*(const float *)field); break;
-        case K_DOUBLE: snprintf(val, sizeof val, "%.17g", *(const double *)field); break;
-        case K_STRING: snprintf(val, sizeof val, "%s", field); break;
-        case K_ENUM: snprintf(val, sizeof val, "%s", choice_name(k->choices, *(const int *)field, tmp, sizeof tmp));
-            break;
-        }
+        char val[1100];
+        format_value(c, k, val, sizeof val);
         int n = strcmp(section, k->section)
                     ? snprintf(buf + used, buflen - used, "%s[%s]\n%s = %s\n", used ? "\n" : "", k->section, k->name, val)
                     : snprintf(buf + used, buflen - used, "%s = %s\n", k->name, val);

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define VAMP_VERSION "0.1.0"
 #define MAX_SETS 256
@@ -34,18 +36,44 @@ static void usage(FILE *out)
             "\n"
             "options:\n"
             "  --set section.key=value  override one configuration key (repeatable; wins over the file)\n"
+            "  --resume auto|none|PATH  continue from a checkpoint: auto (default) takes the newest valid one in\n"
+            "                           run.dir (falling back to older ones), none starts afresh\n"
             "  --eval PATH              evaluate saved parameters (RUN_DIR/final.h5 or a file) on the test set\n"
             "                           without training; config from CONFIG.ini, else config.ini beside them;\n"
             "                           writes eval.h5 beside the parameters\n"
             "  --help                   this text\n"
             "  --version                program version\n"
             "\n"
-            "exit status: 0 done; 1 runtime failure (e.g. a file could not be written); 2 bad input (config,\n"
-            "data or parameter file; nothing was written)\n");
+            "signals: SIGTERM, SIGUSR1 or SIGINT stop at the next step with a checkpoint (a second SIGINT aborts).\n"
+            "exit status: 0 done; 1 runtime failure (a file could not be written, non-finite gradient); 2 bad input\n"
+            "(config, data, parameter or checkpoint file; nothing was written); 75 stopped by a signal after writing\n"
+            "a checkpoint: run the same command again to resume\n");
+}
+
+/* The one piece of global state: a signal handler can only talk through a global. It is read at step
+ * boundaries, where all ranks agree on it with an allreduce. */
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGINT && stop_signal) _exit(130); /* a second Ctrl-C aborts at once */
+    stop_signal = sig;
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
 }
 
 typedef struct {
     const char *cfg_path;  /* CONFIG.ini (NULL: with --eval, config.ini beside the parameters) */
+    const char *resume;    /* --resume: "auto" (default), "none" or a checkpoint path */
     const char *eval_path; /* --eval PATH, or NULL to train */
     const char *sets[MAX_SETS];
     int nset;
@@ -54,9 +82,10 @@ typedef struct {
 static void parse_args(vamp_args *a, int argc, char **argv, MPI_Comm comm)
 {
     memset(a, 0, sizeof *a);
+    a->resume = "auto";
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
-        if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--eval")) {
+        if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--eval") || !strcmp(argv[i], "--resume")) {
             if (i + 1 >= argc) vamp_input_error(comm, "%s needs an argument (see vamp_mpi --help)", argv[i]);
             v = argv[i + 1];
         }
@@ -66,6 +95,9 @@ static void parse_args(vamp_args *a, int argc, char **argv, MPI_Comm comm)
             if (v) i++;
         } else if (!strcmp(argv[i], "--eval")) {
             a->eval_path = v;
+            i++;
+        } else if (!strcmp(argv[i], "--resume")) {
+            a->resume = v;
             i++;
         } else if (argv[i][0] == '-') {
             vamp_input_error(comm, "unknown option \"%s\" (see vamp_mpi --help)", argv[i]);
@@ -91,6 +123,31 @@ static void eval_paths(const char *eval_path, char *params, char *cfg, size_t le
         const char *slash = strrchr(eval_path, '/');
         if (slash) snprintf(cfg, len, "%.*s/config.ini", (int)(slash - eval_path), eval_path);
         else snprintf(cfg, len, "config.ini");
+    }
+}
+
+/* Collective. --resume auto: the newest valid checkpoint of run.dir, falling back to older ones (and saying
+ * why); none there: a fresh start. --resume PATH: that checkpoint or an input error. --resume none: fresh. */
+static void resume(vamp_trainer *tr, vamp_progress *p, const char *how, MPI_Comm comm)
+{
+    char err[2048];
+    if (!strcmp(how, "none")) return;
+    if (strcmp(how, "auto") != 0) {
+        if (checkpoint_read(how, tr, p, err, sizeof err) != 0) vamp_input_error(comm, "--resume: %s", err);
+        log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", how, p->epoch, p->it, tr->step);
+        return;
+    }
+    static char list[VAMP_CKPT_MAX][1100];
+    int n = checkpoint_list(tr->cfg.run_dir, list, VAMP_CKPT_MAX); /* every rank lists the same directory */
+    for (int i = 0; i < n; i++) {
+        if (checkpoint_read(list[i], tr, p, err, sizeof err) == 0) {
+            log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", list[i], p->epoch, p->it, tr->step);
+            return;
+        }
+        log0(comm, "warning: cannot resume from %s: %s\n", list[i], err);
+        if (strstr(err, "these keys differ")) /* a changed model is the user's to fix, not a reason to go back */
+            vamp_input_error(comm, "%s (or start afresh with --resume none, or another run.dir)", err);
+        log0(comm, "%s\n", i + 1 < n ? "falling back to the previous checkpoint" : "no valid checkpoint: starting afresh");
     }
 }
 
@@ -203,60 +260,105 @@ int main(int argc, char **argv)
          config_model_name(cfg.model_type), config_prior_name(cfg.prior), config_likelihood_name(cfg.likelihood), N,
          tr.model.layout.n, tr.steps_per_epoch);
 
+    vamp_progress p;
+    memset(&p, 0, sizeof p);
+    p.epoch = 1;
+    p.best_val = INFINITY;
+    resume(&tr, &p, args.resume, comm);
+    install_signal_handlers();
+
     vamp_metrics metrics;
-    metrics_open(&metrics, cfg.run_dir, comm);
-    float *best = xmalloc(N * sizeof(float));
-    memcpy(best, tr.params, N * sizeof(float));
-    double best_val = INFINITY;
-    int best_epoch = 0, since_best = 0, epoch;
-    double t_start = wall_seconds();
-    int done = 0;
-    for (epoch = 1; epoch <= cfg.epochs && !done; epoch++) {
+    metrics_open(&metrics, cfg.run_dir, p.epoch, comm);
+    int done = p.epoch > cfg.epochs || (cfg.max_steps > 0 && tr.step >= cfg.max_steps);
+    double last_ckpt = wall_seconds();
+    while (!done) {
         double t0 = wall_seconds();
-        double sl = 0, sre = 0, skl = 0;
-        long nsteps = 0;
-        for (long it = 0; it < tr.steps_per_epoch; it++) {
-            vamp_elbo e = trainer_step(&tr, epoch, it);
-            if (!isfinite(e.loss))
-                vamp_exit_error(comm, 1, "epoch %d step %ld: training loss is %g (re %g, kl %g); stopping", epoch,
-                                tr.step, e.loss, e.re, e.kl);
-            sl += e.loss;
-            sre += e.re;
-            skl += e.kl;
-            nsteps++;
-            if (cfg.max_steps > 0 && tr.step >= cfg.max_steps) {
-                done = 1;
-                break;
+        while (p.it < tr.steps_per_epoch && !done) {
+            vamp_elbo e = trainer_step(&tr, p.epoch, p.it);
+            if (e.bad_tensor >= 0 || !isfinite(e.loss)) {
+                const char *what = e.bad_tensor >= 0 ? tr.model.layout.t[e.bad_tensor].name : "the loss";
+                if (cfg.on_nan == ONNAN_SKIP) {
+                    log0(comm, "epoch %d batch %ld: the gradient of %s is not finite; batch skipped (train.on_nan = "
+                         "skip)\n", p.epoch, p.it, what);
+                    p.it++;
+                    continue;
+                }
+                p.epoch_seconds += wall_seconds() - t0;
+                checkpoint_write(&tr, &p, ini, 0); /* the last good state: this step was not applied */
+                vamp_exit_error(comm, 1, "epoch %d batch %ld: the gradient of %s is not finite (loss %g); stopped "
+                                "with a checkpoint of the last good state in %s (train.on_nan = skip would skip such "
+                                "batches)", p.epoch, p.it, what, e.loss, cfg.run_dir);
+            }
+            p.sum_loss += e.loss;
+            p.sum_re += e.re;
+            p.sum_kl += e.kl;
+            p.nsteps++;
+            p.it++;
+            if (cfg.max_steps > 0 && tr.step >= cfg.max_steps) done = 1;
+            /* one small allreduce per step: all ranks agree on stopping and on periodic checkpoints */
+            int flags[2] = {stop_signal != 0,
+                            (cfg.ckpt_every_steps > 0 && tr.step % cfg.ckpt_every_steps == 0) ||
+                                (cfg.ckpt_every_minutes > 0 && wall_seconds() - last_ckpt > 60.0 * cfg.ckpt_every_minutes)};
+            CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, comm));
+            if (flags[0] || (flags[1] && !done)) {
+                double now = wall_seconds();
+                p.epoch_seconds += now - t0;
+                p.train_seconds += now - t0;
+                t0 = now;
+                checkpoint_write(&tr, &p, ini, 0);
+                last_ckpt = wall_seconds();
+                if (flags[0]) {
+                    log0(comm, "stop signal: checkpoint %s/ckpt-%08ld.h5 written at epoch %d batch %ld; exiting with "
+                         "status %d (resumable)\n", cfg.run_dir, tr.step, p.epoch, p.it, VAMP_EXIT_RESUMABLE);
+                    metrics_close(&metrics);
+                    MPI_Finalize();
+                    return VAMP_EXIT_RESUMABLE;
+                }
             }
         }
-        double train_secs = wall_seconds() - t0;
+        double now = wall_seconds();
+        p.epoch_seconds += now - t0;
+        p.train_seconds += now - t0;
         vamp_elbo v = trainer_eval_elbo(&tr, &data.valid);
-        double secs = wall_seconds() - t0;
-        float beta = trainer_beta(&cfg, epoch);
-        metrics_row(&metrics, epoch, tr.step, beta, sl / nsteps, sre / nsteps, skl / nsteps, v.loss, v.re, v.kl,
-                    secs, nsteps * (double)cfg.batch_size / train_secs);
+        float beta = trainer_beta(&cfg, p.epoch);
+        long ns = p.nsteps > 0 ? p.nsteps : 1;
+        metrics_row(&metrics, p.epoch, tr.step, beta, p.sum_loss / ns, p.sum_re / ns, p.sum_kl / ns, v.loss, v.re,
+                    v.kl, wall_seconds() - now + p.epoch_seconds, p.nsteps * (double)cfg.batch_size / p.epoch_seconds);
         log0(comm, "epoch %4d  step %7ld  beta %.3f  train %.3f (re %.3f kl %.3f)  valid %.3f (re %.3f kl %.3f)  %.1fs\n",
-             epoch, tr.step, beta, sl / nsteps, sre / nsteps, skl / nsteps, v.loss, v.re, v.kl, secs);
+             p.epoch, tr.step, beta, p.sum_loss / ns, p.sum_re / ns, p.sum_kl / ns, v.loss, v.re, v.kl,
+             wall_seconds() - now + p.epoch_seconds);
         /* early stopping as the reference: keep the best validation loss; the counter stays 0 during warm-up */
-        if (v.loss < best_val) {
-            best_val = v.loss;
-            best_epoch = epoch;
-            since_best = 0;
-            memcpy(best, tr.params, N * sizeof(float));
+        int improved = v.loss < p.best_val;
+        if (improved) {
+            p.best_val = v.loss;
+            p.best_epoch = p.epoch;
+            p.since_best = 0;
+            memcpy(tr.best, tr.params, N * sizeof(float));
         } else {
-            since_best++;
-            if (epoch < cfg.warmup) since_best = 0;
-            if (cfg.patience > 0 && since_best > cfg.patience) {
-                log0(comm, "early stopping: no improvement of the validation loss for %d epochs\n", since_best);
+            p.since_best++;
+            if (p.epoch < cfg.warmup) p.since_best = 0;
+            if (cfg.patience > 0 && p.since_best > cfg.patience) {
+                log0(comm, "early stopping: no improvement of the validation loss for %d epochs\n", p.since_best);
                 done = 1;
             }
+        }
+        if (p.epoch >= cfg.epochs) done = 1;
+        p.epoch++;
+        p.it = 0;
+        p.sum_loss = p.sum_re = p.sum_kl = 0.0;
+        p.nsteps = 0;
+        p.epoch_seconds = 0.0;
+        if (improved && !done) { /* a checkpoint at the end of every epoch that improves validation */
+            checkpoint_write(&tr, &p, ini, 1);
+            last_ckpt = wall_seconds();
         }
     }
-    int epochs_run = epoch - 1;
-    double train_seconds = wall_seconds() - t_start;
+    int epochs_run = p.epoch - 1;
+    int best_epoch = p.best_epoch;
+    double best_val = p.best_val, train_seconds = p.train_seconds;
     metrics_close(&metrics);
 
-    memcpy(tr.params, best, N * sizeof(float)); /* evaluate the best parameters */
+    memcpy(tr.params, tr.best, N * sizeof(float)); /* evaluate the best parameters */
     log0(comm, "evaluating the parameters of epoch %d on %ld test images\n", best_epoch, data.test.n);
     vamp_test_result r = evaluate_test(&tr, &data, comm);
     vamp_attr attrs[] = {{"test_ll", r.ll},          {"test_elbo", r.elbo},
@@ -276,7 +378,6 @@ int main(int argc, char **argv)
     log0(comm, "epochs = %d\nbest_epoch = %d\ntrain_seconds = %.1f\n", epochs_run, best_epoch, train_seconds);
 
     free(r.per_image_ll);
-    free(best);
     trainer_free(&tr);
     data_free(&data);
     CHECK_MPI(MPI_Finalize());

@@ -3,6 +3,7 @@
 #include "vamp/check.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -62,7 +63,7 @@ void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm)
     if (msg[0]) vamp_input_error(comm, "%s", msg);
 }
 
-void metrics_open(vamp_metrics *m, const char *dir, MPI_Comm comm)
+void metrics_open(vamp_metrics *m, const char *dir, int first_epoch, MPI_Comm comm)
 {
     int rank;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
@@ -71,12 +72,27 @@ void metrics_open(vamp_metrics *m, const char *dir, MPI_Comm comm)
     if (rank == 0) {
         char path[1100];
         snprintf(path, sizeof path, "%s/metrics.csv", dir);
+        char *keep = NULL; /* rows of epochs before first_epoch, when resuming */
+        size_t klen = 0;
+        FILE *old = first_epoch > 1 ? fopen(path, "r") : NULL;
+        if (old) {
+            FILE *mem = open_memstream(&keep, &klen);
+            char line[4096];
+            if (fgets(line, sizeof line, old)) /* header */
+                while (fgets(line, sizeof line, old))
+                    if (atoi(line) >= 1 && atoi(line) < first_epoch) fputs(line, mem);
+            fclose(mem);
+            fclose(old);
+        }
         m->f = fopen(path, "w");
-        if (!m->f) snprintf(msg, sizeof msg, "cannot write \"%s\": %s", path, strerror(errno));
-        else {
+        if (!m->f) {
+            snprintf(msg, sizeof msg, "cannot write \"%s\": %s", path, strerror(errno));
+        } else {
             fprintf(m->f, "%s\n", VAMP_METRICS_HEADER);
+            if (keep) fputs(keep, m->f);
             fflush(m->f);
         }
+        free(keep);
     }
     CHECK_MPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, comm));
     if (msg[0]) vamp_exit_error(comm, 1, "%s", msg);

@@ -65,8 +65,10 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
     t->grads = xcalloc(N * sizeof(float));
     t->adam_m = xcalloc(N * sizeof(float));
     t->adam_v = xcalloc(N * sizeof(float));
+    t->best = xmalloc(N * sizeof(float));
     model_init_params(m, t->params, c->seed);
     if (m->prior == PRIOR_VAMPPRIOR_DATA) init_pseudo_from_data(t);
+    memcpy(t->best, t->params, N * sizeof(float));
     adam_init(&t->opt, c->optimizer, c->lr);
 
     t->S = c->stripes;
@@ -165,6 +167,7 @@ void trainer_free(vamp_trainer *t)
     free(t->grads);
     free(t->adam_m);
     free(t->adam_v);
+    free(t->best);
     memset(t, 0, sizeof *t);
 }
 
@@ -271,9 +274,19 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
     }
     int nglobal = t->S + (is_vamp(m) ? t->S : 0);
     reducer_sum(&t->red, t->grads, t->chunk_grads, t->nloc + t->npseudo_loc, nglobal);
-    adam_step(&t->opt, &m->layout, t->params, t->grads, t->adam_m, t->adam_v);
-    t->step++;
-    t->beta = beta;
+    int bad = -1; /* the reduced gradient is the same on every rank, so is this verdict */
+    for (int k = 0; k < m->layout.n && bad < 0; k++) {
+        const float *g = t->grads + m->layout.t[k].offset;
+        for (size_t i = 0; i < m->layout.t[k].size; i++)
+            if (!isfinite(g[i])) {
+                bad = k;
+                break;
+            }
+    }
+    if (bad < 0) {
+        adam_step(&t->opt, &m->layout, t->params, t->grads, t->adam_m, t->adam_v);
+        t->step++;
+    }
 
     double sums[2];
     reduce_chunk_scalars(sums, t->chunk_stats, t->nloc, 2, t->comm);
@@ -282,6 +295,7 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
     e.re = sums[0] / e.n;
     e.kl = sums[1] / e.n;
     e.loss = e.re + beta * e.kl;
+    e.bad_tensor = bad;
     return e;
 }
 
@@ -317,5 +331,6 @@ vamp_elbo trainer_eval_elbo(vamp_trainer *t, const vamp_split *sp)
     e.re = sums[0] / sp->n;
     e.kl = sums[1] / sp->n;
     e.loss = e.re + e.kl;
+    e.bad_tensor = -1;
     return e;
 }

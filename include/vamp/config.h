@@ -13,6 +13,7 @@ typedef enum { PRIOR_STANDARD = 0, PRIOR_MOG = 1, PRIOR_VAMPPRIOR = 2, PRIOR_VAM
 typedef enum { BIN_DYNAMIC = 0, BIN_STATIC = 1, BIN_NONE = 2 } vamp_binarize;
 typedef enum { OPT_ADAMNORMGRAD = 0, OPT_ADAM = 1 } vamp_optimizer;
 typedef enum { REDUCE_EXACT = 0, REDUCE_FAST = 1 } vamp_reduce;
+typedef enum { ONNAN_STOP = 0, ONNAN_SKIP = 1 } vamp_on_nan;
 
 typedef struct {
     /* [run] */
@@ -45,6 +46,7 @@ typedef struct {
     vamp_optimizer optimizer; /* train.optimizer: adamnormgrad|adam */
     vamp_reduce reduce;       /* train.reduce: exact|fast, default exact */
     int patience;             /* train.patience: early-stopping epochs, default 50 (0 = off) */
+    vamp_on_nan on_nan;       /* train.on_nan: stop|skip a step whose gradient is not finite, default stop */
     /* [eval] */
     int eval_samples;         /* eval.samples: importance samples for test LL, default 5000 (0 = skip) */
     int eval_block;           /* eval.block: samples per block in the IS estimate, default 500 */
@@ -67,6 +69,12 @@ int config_load(vamp_config *c, const char *path, const char *const *sets, int n
 
 /* Cross-key checks that need the rank count (stripes % nranks, batch % stripes, ...). Same error contract. */
 int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen);
+
+/* Parse INI text (e.g. the config stored in a checkpoint), named `name` in messages; no --set. */
+int config_load_text(vamp_config *c, const char *text, const char *name, char *err, size_t errlen);
+
+/* Keys whose values differ between a and b, as "section.key" separated by ", " (empty: none). */
+void config_diff(const vamp_config *a, const vamp_config *b, char *out, size_t outlen);
 
 /* The resolved configuration as INI text ("[section]\nkey = value\n..."), every key, parseable by
  * config_load. Returns bytes written (excluding NUL) or -1 if buf is too small. */

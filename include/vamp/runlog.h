@@ -17,8 +17,9 @@ typedef struct {
     FILE *f; /* rank 0 only; NULL elsewhere */
 } vamp_metrics;
 
-/* Collective. Rank 0 creates dir/metrics.csv with the header. */
-void metrics_open(vamp_metrics *m, const char *dir, MPI_Comm comm);
+/* Collective. Rank 0 opens dir/metrics.csv: a fresh file with the header (first_epoch = 1), or, when a run
+ * resumes at first_epoch > 1, the existing file keeping only the rows of earlier epochs. */
+void metrics_open(vamp_metrics *m, const char *dir, int first_epoch, MPI_Comm comm);
 /* Not collective: rank 0 appends one row (others do nothing) and flushes. */
 void metrics_row(vamp_metrics *m, int epoch, long step, double beta, double tl, double tre, double tkl, double vl,
                  double vre, double vkl, double seconds, double samples_per_s);

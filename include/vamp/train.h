@@ -16,6 +16,8 @@
 typedef struct {
     double loss, re, kl; /* means per image */
     long n;              /* images */
+    int bad_tensor;      /* trainer_step: index of a tensor whose reduced gradient is not finite (the step was
+                            not applied), or -1 */
 } vamp_elbo;
 
 typedef struct {
@@ -26,6 +28,7 @@ typedef struct {
     vamp_data *data;       /* not owned */
 
     float *params, *grads, *adam_m, *adam_v; /* (layout.total) each */
+    float *best;           /* (layout.total) parameters with the best validation loss so far */
     vamp_adam opt;
 
     int S;                 /* stripes = data chunks per step = pseudo chunks per step */
@@ -52,10 +55,20 @@ typedef struct {
     double *chunk_stats;     /* nloc x 2 (sum re, sum kl) */
     int perm_epoch;          /* epoch the permutations were drawn for */
 
-    int epoch;               /* epochs completed */
     long step;               /* steps completed */
-    float beta;
 } vamp_trainer;
+
+/* Where training stands: everything besides the buffers that a checkpoint must hold to continue exactly. */
+typedef struct {
+    int epoch;               /* epoch in progress, 1-based */
+    long it;                 /* next batch of that epoch */
+    double sum_loss, sum_re, sum_kl; /* this epoch's batch means summed so far */
+    long nsteps;             /* batches of this epoch done */
+    double epoch_seconds;    /* training time spent in this epoch so far */
+    double best_val;         /* best validation loss (INFINITY: none yet) */
+    int best_epoch, since_best;
+    double train_seconds;    /* total training time so far */
+} vamp_progress;
 
 /* Collective. Builds the model, buffers and initial parameters (identical on every rank). */
 void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm comm);
@@ -68,7 +81,8 @@ float trainer_beta(const vamp_config *c, int epoch);
 void trainer_prior_components(vamp_trainer *t);
 
 /* Collective. One optimiser step on batch `it` of epoch `epoch` (1-based); returns the batch's mean loss
- * terms (exactly reduced). */
+ * terms (exactly reduced). If a reduced gradient tensor is not finite, nothing is updated and bad_tensor
+ * names it (every rank sees the same). */
 vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it);
 
 /* Collective. ELBO (beta = 1) of a split (valid or test) for the current parameters, exactly reduced. */
