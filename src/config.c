@@ -371,7 +371,14 @@ static void format_value(const vamp_config *c, const key_def *k, char *val, size
     case K_INT: snprintf(val, len, "%d", *(const int *)field); break;
     case K_LONG: snprintf(val, len, "%ld", *(const long *)field); break;
     case K_U64: snprintf(val, len, "%llu", (unsigned long long)*(const uint64_t *)field); break;
-    case K_FLOAT: snprintf(val, len, "%.9g", (double)*(const float *)field); break;
+    case K_FLOAT: { /* the shortest text that reads back as the same float */
+        float f = *(const float *)field;
+        for (int digits = 6; digits <= 9; digits++) {
+            snprintf(val, len, "%.*g", digits, (double)f);
+            if (strtof(val, NULL) == f) break;
+        }
+        break;
+    }
     case K_DOUBLE: snprintf(val, len, "%.17g", *(const double *)field); break;
     case K_STRING: snprintf(val, len, "%s", field); break;
     case K_ENUM: snprintf(val, len, "%s", choice_name(k->choices, *(const int *)field, tmp, sizeof tmp)); break;

@@ -1,0 +1,132 @@
+/* The exact reduction under mpiexec -n 1, 2, 4: 8 fixed chunks with a wide dynamic range, distributed over the
+ * ranks, must sum to the same bits as a serial fixed-point reference that does not know the rank count, within
+ * 1e-6 of the double-precision sum; NaN poisons only its tensor; the INT_MAX split path; ordered scalar sums.
+ * Prints "N passed, M failed" on rank 0 and exits non-zero on failure. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vamp/check.h"
+#include "vamp/reduce.h"
+#include "vamp/rng.h"
+
+enum { NCHUNK = 8 };
+static int passed, failed, rank;
+
+static void check(int cond, const char *what)
+{
+    if (cond) passed++;
+    else {
+        failed++;
+        if (rank == 0) printf("FAIL %s\n", what);
+    }
+}
+
+static float value(int chunk, size_t i)
+{
+    float n = rng_normal(3, RNG_SAMPLE, (uint32_t)chunk, i, 0);
+    int e = (int)(rng_uniform(3, RNG_SAMPLE, (uint32_t)chunk, i, 1) * 30.0f) - 20; /* 2^-20 .. 2^10 */
+    return ldexpf(n, e);
+}
+
+/* The rule of reduce.h, serially over all chunks. */
+static void reference(const vamp_layout *l, float *const *chunks, float *out)
+{
+    for (int t = 0; t < l->n; t++) {
+        float mx = 0;
+        for (int c = 0; c < NCHUNK; c++)
+            for (size_t i = 0; i < l->t[t].size; i++) mx = fmaxf(mx, fabsf(chunks[c][l->t[t].offset + i]));
+        int e = 0;
+        if (mx > 0) frexpf(mx, &e);
+        int k = 62 - (3 + 1) - e; /* ceil(log2 8) + 1 headroom bits */
+        for (size_t i = 0; i < l->t[t].size; i++) {
+            int64_t s = 0;
+            for (int c = 0; c < NCHUNK; c++) s += (int64_t)llrint(ldexp(chunks[c][l->t[t].offset + i], k));
+            out[l->t[t].offset + i] = (float)ldexp((double)s, -k);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    vamp_layout l;
+    layout_init(&l);
+    layout_add(&l, "a", 1000, 0);
+    layout_add(&l, "b", 7, 0);
+    layout_add(&l, "c", 300, 5);
+    layout_add(&l, "zero", 10, 0);
+    const size_t N = l.total;
+    float *all[NCHUNK];
+    for (int c = 0; c < NCHUNK; c++) {
+        all[c] = calloc(N, sizeof(float));
+        for (int t = 0; t < 3; t++)
+            for (size_t i = 0; i < l.t[t].size; i++) all[c][l.t[t].offset + i] = value(c, l.t[t].offset + i);
+    }
+    float *ref = malloc(N * sizeof(float)), *out = malloc(N * sizeof(float));
+    reference(&l, all, ref);
+    int per = NCHUNK / size;
+    float *const *mine = all + rank * per;
+
+    for (int split = 0; split < 2; split++) {
+        reducer_set_max_count(split ? 100 : 0);
+        vamp_reducer r;
+        reducer_init(&r, &l, REDUCE_EXACT, MPI_COMM_WORLD);
+        reducer_sum(&r, out, mine, per, NCHUNK);
+        check(memcmp(out, ref, N * sizeof(float)) == 0,
+              split ? "exact, split calls: bits equal the serial reference" : "exact: bits equal the serial reference");
+        double worst = 0;
+        for (size_t i = 0; i < N; i++) {
+            double d = 0;
+            for (int c = 0; c < NCHUNK; c++) d += all[c][i];
+            worst = fmax(worst, fabs(out[i] - d) / fmax(fabs(d), 1e-30));
+        }
+        check(worst < 1e-6, "exact: within 1e-6 of the double sum");
+        reducer_free(&r);
+        reducer_init(&r, &l, REDUCE_FAST, MPI_COMM_WORLD);
+        reducer_sum(&r, out, mine, per, NCHUNK);
+        worst = 0;
+        for (size_t i = 0; i < N; i++) {
+            double d = 0, a = 0;
+            for (int c = 0; c < NCHUNK; c++) {
+                d += all[c][i];
+                a += fabs(all[c][i]);
+            }
+            worst = fmax(worst, fabs(out[i] - d) / fmax(a, 1e-30));
+        }
+        check(worst < 1e-5, "fast: within 1e-5 of the double sum");
+        reducer_free(&r);
+    }
+    reducer_set_max_count(0);
+    for (size_t i = l.t[3].offset; i < l.t[3].offset + l.t[3].size; i++) check(ref[i] == 0.0f, "zero tensor stays zero");
+
+    all[NCHUNK - 1][l.t[1].offset + 3] = NAN; /* poison tensor b in the last chunk */
+    vamp_reducer r;
+    reducer_init(&r, &l, REDUCE_EXACT, MPI_COMM_WORLD);
+    reducer_sum(&r, out, mine, per, NCHUNK);
+    int b_nan = 1, a_ok = 1;
+    for (size_t i = 0; i < l.t[1].size; i++) b_nan &= isnan(out[l.t[1].offset + i]);
+    for (size_t i = 0; i < l.t[0].size; i++) a_ok &= out[i] == ref[i];
+    check(b_nan, "a NaN makes its tensor NaN");
+    check(a_ok, "a NaN leaves the other tensors exact");
+    reducer_free(&r);
+
+    double local[NCHUNK / 1 * 2], sum[2], want[2] = {0, 0};
+    for (int c = 0; c < per; c++)
+        for (int v = 0; v < 2; v++) local[c * 2 + v] = 0.1 * (rank * per + c + 1) * (v ? 1e-9 : 1e9);
+    for (int c = 0; c < NCHUNK; c++)
+        for (int v = 0; v < 2; v++) want[v] += 0.1 * (c + 1) * (v ? 1e-9 : 1e9);
+    reduce_chunk_scalars(sum, local, per, 2, MPI_COMM_WORLD);
+    check(sum[0] == want[0] && sum[1] == want[1], "ordered scalar sums: the same bits as the serial order");
+
+    if (rank == 0) printf("%d passed, %d failed (%d ranks)\n", passed, failed, size);
+    for (int c = 0; c < NCHUNK; c++) free(all[c]);
+    free(ref);
+    free(out);
+    MPI_Finalize();
+    return failed ? 1 : 0;
+}
