@@ -82,7 +82,10 @@ void reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, 
         int64_t *a = r->acc + l->t[t].offset;
         for (int c = 0; c < nlocal; c++) {
             const float *x = chunks[c] + l->t[t].offset;
-            for (size_t i = 0; i < l->t[t].size; i++) a[i] += (int64_t)llrint((double)x[i] * scale);
+            for (size_t i = 0; i < l->t[t].size; i++) { /* round half away from zero: one cast, no libm call */
+                double v = (double)x[i] * scale;
+                a[i] += (int64_t)(v + (v >= 0.0 ? 0.5 : -0.5));
+            }
         }
     }
     /* 4. integer allreduce: associative, so the same bits for any rank count */

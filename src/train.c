@@ -4,6 +4,7 @@
 #include "vamp/train.h"
 #include "vamp/check.h"
 #include "vamp/rng.h"
+#include "vamp/runlog.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -224,7 +225,10 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
         }
         t->perm_epoch = epoch;
     }
+    double c0 = wall_seconds();
     trainer_prior_components(t);
+    double c1 = wall_seconds();
+    t->t_prior += c1 - c0;
 
     for (int i = 0; i < t->nloc; i++) {
         int s = t->stripe_lo + i;
@@ -250,8 +254,12 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
             dpm = t->chunk_aux[i];
             dplv = t->chunk_aux[i] + t->aux_layout.t[1].offset;
         }
+        c0 = wall_seconds();
         model_forward(m, &t->acts, t->params, t->xbuf, t->eps_top, t->eps1, R, t->pm, t->plv, beta);
+        c1 = wall_seconds();
         model_backward(m, &t->acts, t->params, G, dpm, dplv, t->pm, t->plv, R, beta, scale);
+        t->t_forward += c1 - c0;
+        t->t_backward += wall_seconds() - c1;
         double sre = 0.0, skl = 0.0;
         for (int r = 0; r < R; r++) {
             sre += t->acts.re[r];
@@ -262,7 +270,10 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
     }
 
     if (is_vamp(m)) { /* the prior's gradient w.r.t. every component, then back through this rank's pseudo chunks */
+        c0 = wall_seconds();
         reducer_sum(&t->red_aux, t->aux_sum, t->chunk_aux, t->nloc, t->S);
+        c1 = wall_seconds();
+        t->t_reduce += c1 - c0;
         const float *dpm = t->aux_sum, *dplv = t->aux_sum + t->aux_layout.t[1].offset;
         for (int i = 0; i < t->npseudo_loc; i++) {
             int s = t->stripe_lo + i, k0 = pseudo_start(m->K, t->S, s), k1 = pseudo_start(m->K, t->S, s + 1);
@@ -271,9 +282,13 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
             model_pseudo_backward(m, &t->pseudo_acts[i], t->params, G, k0, k1, dpm + (size_t)k0 * Zt,
                                   dplv + (size_t)k0 * Zt);
         }
+        t->t_prior += wall_seconds() - c1;
     }
     int nglobal = t->S + (is_vamp(m) ? t->S : 0);
+    c0 = wall_seconds();
     reducer_sum(&t->red, t->grads, t->chunk_grads, t->nloc + t->npseudo_loc, nglobal);
+    c1 = wall_seconds();
+    t->t_reduce += c1 - c0;
     int bad = -1; /* the reduced gradient is the same on every rank, so is this verdict */
     for (int k = 0; k < m->layout.n && bad < 0; k++) {
         const float *g = t->grads + m->layout.t[k].offset;
@@ -287,6 +302,7 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
         adam_step(&t->opt, &m->layout, t->params, t->grads, t->adam_m, t->adam_v);
         t->step++;
     }
+    t->t_optim += wall_seconds() - c1;
 
     double sums[2];
     reduce_chunk_scalars(sums, t->chunk_stats, t->nloc, 2, t->comm);

@@ -42,7 +42,7 @@ static void reference(const vamp_layout *l, float *const *chunks, float *out)
         int k = 62 - (3 + 1) - e; /* ceil(log2 8) + 1 headroom bits */
         for (size_t i = 0; i < l->t[t].size; i++) {
             int64_t s = 0;
-            for (int c = 0; c < NCHUNK; c++) s += (int64_t)llrint(ldexp(chunks[c][l->t[t].offset + i], k));
+            for (int c = 0; c < NCHUNK; c++) s += (int64_t)round(ldexp(chunks[c][l->t[t].offset + i], k));
             out[l->t[t].offset + i] = (float)ldexp((double)s, -k);
         }
     }

@@ -56,6 +56,8 @@ typedef struct {
     int perm_epoch;          /* epoch the permutations were drawn for */
 
     long step;               /* steps completed */
+    /* seconds spent per phase of trainer_step, summed over steps (for vamp_bench) */
+    double t_prior, t_forward, t_backward, t_reduce, t_optim;
 } vamp_trainer;
 
 /* Where training stands: everything besides the buffers that a checkpoint must hold to continue exactly. */

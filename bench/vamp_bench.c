@@ -1,0 +1,153 @@
+/* vamp_bench: measured speed of the training step and the IS log-likelihood, next to this machine's sgemm peak
+ * measured in the same run. Prints figures; decides nothing (speed targets are not tests).
+ * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior]
+ * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4): ms per step and per phase (max over ranks),
+ * useful GFLOP/s and % of the sgemm peak, for train.reduce = exact and fast; IS seconds per test image at
+ * S = 5000 (measured on a few images); peak resident memory per rank. Synthetic data, no files. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "vamp/check.h"
+#include "vamp/eval.h"
+#include "vamp/rng.h"
+#include "vamp/runlog.h"
+#include "vamp/train.h"
+
+static double sgemm_peak_gflops(void)
+{
+    const int n = 1024;
+    float *a = xmalloc((size_t)n * n * sizeof(float)), *b = xmalloc((size_t)n * n * sizeof(float)),
+          *c = xcalloc((size_t)n * n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1e-3f * (float)(i % 977);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = wall_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = 2.0 * n * n * n / (wall_seconds() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+static void synthetic_split(vamp_split *s, long n, int S, int rank, int size, size_t D, uint32_t tag)
+{
+    s->n = n;
+    s->stripes = S;
+    s->stripe_lo = rank * (S / size);
+    s->stripe_hi = (rank + 1) * (S / size);
+    s->row_lo = stripe_start(n, S, s->stripe_lo);
+    s->row_hi = stripe_start(n, S, s->stripe_hi);
+    size_t rows = (size_t)(s->row_hi - s->row_lo);
+    s->x = xmalloc(rows * D * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        rng_uniform_fill(s->x + r * D, D, 1, RNG_SAMPLE, tag, (uint64_t)(s->row_lo + (long)r), 0);
+        for (size_t d = 0; d < D; d++) s->x[r * D + d] = s->x[r * D + d] < 0.3f ? 0.0f : s->x[r * D + d];
+    }
+}
+
+/* Useful FLOPs of one training step: forward 2*R*in*out per Linear, backward the same for dW and for dx
+ * except where the input is the data (dx not needed); pseudo-inputs: the encoder on K rows, with dx. */
+static double step_flops(const vamp_model *m, int B, double *is_flops_per_sample)
+{
+    double data = 0, pseudo = 0, is = 0;
+    const int enc_first[] = {m->enc.l1.h.W, m->enc.l1.g.W};
+    const int q1x[] = {m->hvae ? m->q1_x.h.W : -1, m->hvae ? m->q1_x.g.W : -1};
+    for (int i = 0; i < m->layout.n; i++) {
+        const vamp_tensor *t = &m->layout.t[i];
+        if (t->ndim != 2 || i == m->pseudo || i == m->mog_means || i == m->mog_logvars) continue;
+        double w = (double)t->size;
+        int from_x = i == enc_first[0] || i == enc_first[1] || i == q1x[0] || i == q1x[1];
+        data += 2.0 * B * w * (from_x ? 2 : 3);
+        int in_enc = strncmp(t->name, m->hvae ? "q_z2_" : "q_z_", m->hvae ? 5 : 4) == 0;
+        if (in_enc && m->pseudo >= 0) pseudo += 2.0 * m->K * w * 3;
+        if (!in_enc && !(i == q1x[0] || i == q1x[1])) is += 2.0 * w;
+    }
+    *is_flops_per_sample = is;
+    return data + pseudo;
+}
+
+static double max_over_ranks(double v, MPI_Comm comm)
+{
+    double r;
+    CHECK_MPI(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MAX, comm));
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm comm = MPI_COMM_WORLD;
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int steps = 30;
+    const char *models = "vae_standard,vae_vampprior,hvae_vampprior";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--models")) models = argv[i + 1];
+    }
+    double peak = sgemm_peak_gflops();
+    log0(comm, "vamp_bench: %d rank(s), %d steps per measurement; sgemm peak (1024^3, one thread): %.1f GFLOP/s\n",
+         size, steps, peak);
+    log0(comm, "%-15s %-6s %8s %8s %8s %8s %8s %8s %8s %7s\n", "model", "reduce", "step ms", "prior", "forward",
+         "backward", "reduce", "optim", "GFLOP/s", "% peak");
+    const size_t D = 784;
+    char list[256];
+    snprintf(list, sizeof list, "%s", models);
+    for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
+        vamp_config c;
+        config_defaults(&c);
+        c.model_type = !strncmp(name, "hvae", 4) ? MODEL_HVAE : MODEL_VAE;
+        c.prior = strstr(name, "vampprior") ? PRIOR_VAMPPRIOR : PRIOR_STANDARD;
+        c.eval_samples = 5000;
+        vamp_data d;
+        memset(&d, 0, sizeof d);
+        d.D = D;
+        d.height = d.width = 28;
+        synthetic_split(&d.train, 4000, c.stripes, rank, size, D, 1);
+        synthetic_split(&d.test, 8, c.stripes, rank, size, D, 2);
+        for (int red = 0; red < 2; red++) {
+            c.reduce = red ? REDUCE_FAST : REDUCE_EXACT;
+            vamp_trainer t;
+            trainer_init(&t, &c, &d, comm);
+            for (int i = 0; i < 3; i++) trainer_step(&t, 1, i); /* warm up */
+            t.t_prior = t.t_forward = t.t_backward = t.t_reduce = t.t_optim = 0;
+            CHECK_MPI(MPI_Barrier(comm));
+            double t0 = wall_seconds();
+            for (int i = 0; i < steps; i++) trainer_step(&t, 1, 3 + i % (t.steps_per_epoch - 3));
+            double step = max_over_ranks((wall_seconds() - t0) / steps, comm);
+            double is_fps;
+            double flops = step_flops(&t.model, c.batch_size, &is_fps);
+            double ph[5] = {t.t_prior, t.t_forward, t.t_backward, t.t_reduce, t.t_optim};
+            for (int k = 0; k < 5; k++) ph[k] = max_over_ranks(ph[k] / steps, comm) * 1e3;
+            double gf = flops / step * 1e-9;
+            log0(comm, "%-15s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
+                 step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
+            if (red == 0) {
+                log0(comm, "%-15s useful work per step: %.2f GFLOP\n", "", flops * 1e-9);
+                int S = 5000;
+                double e0 = wall_seconds();
+                eval_log_likelihood(&t, &d.test, S, c.eval_block, rank == 0 ? xmalloc(8 * sizeof(float)) : NULL, 0);
+                double per = max_over_ranks(wall_seconds() - e0, comm) / (8.0 / size);
+                log0(comm, "%-15s IS log-likelihood, S = %d: %.3f s per image per rank, %.1f GFLOP/s (%.0f%% of peak)\n",
+                     "", S, per, is_fps * S / per * 1e-9, 100.0 * is_fps * S / per * 1e-9 / peak);
+            }
+            trainer_free(&t);
+        }
+        data_free(&d);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss = max_over_ranks((double)ru.ru_maxrss / 1024.0, comm);
+    log0(comm, "peak resident memory per rank: %.0f MiB\n", rss);
+    MPI_Finalize();
+    return 0;
+}
