@@ -3,7 +3,7 @@
 # Needs root (or sudo) for apt-get.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libinih-dev libcmocka-dev librandom123-dev libpng-dev zlib1g-dev
+      libopenblas-dev libinih-dev libcmocka-dev librandom123-dev libpng-dev zlib1g-dev libmatio-dev
       python3-torch python3-h5py python3-numpy python3-matplotlib python3-scipy dataset-fashion-mnist
       slurm-wlm munge)
 missing=()

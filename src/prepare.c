@@ -1,6 +1,8 @@
-/* vamp_prepare: converts image datasets into the vamp_mpi HDF5 dataset format (see include/vamp/data.h).
- * Reads IDX files (MNIST, Fashion-MNIST; gzip or plain, through zlib). Writes to a temporary name and renames,
- * so a failed conversion leaves nothing behind. It does not binarise: vamp_mpi does that when it trains. */
+/* vamp_prepare: converts the paper's datasets into the vamp_mpi HDF5 dataset format (see include/vamp/data.h):
+ * IDX files (MNIST, Fashion-MNIST; gzip or plain, through zlib), the .amat text files of statically binarised
+ * MNIST, and MATLAB .mat files (OMNIGLOT chardata.mat, Caltech 101 Silhouettes, Frey Faces; through libmatio).
+ * Writes to a temporary name and renames, so a failed conversion leaves nothing behind. It does not binarise
+ * grey data (vamp_mpi does that when it trains) and does not shuffle (vamp_mpi draws its own orders). */
 #include "vamp/data.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <matio.h>
 #include <zlib.h>
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -36,12 +39,18 @@ static void usage(FILE *out)
             "usage: vamp_prepare idx --train-images FILE --test-images FILE --out OUT.h5 [--source NAME]\n"
             "                        [--n-valid N]\n"
             "       vamp_prepare fashion-mnist --out OUT.h5   (Debian's dataset-fashion-mnist, " FMNIST_DIR ")\n"
+            "       vamp_prepare amat --train F --valid F --test F --out OUT.h5     (static MNIST, binary)\n"
+            "       vamp_prepare omniglot --mat chardata.mat --out OUT.h5           (last 1345 train -> valid)\n"
+            "       vamp_prepare caltech --mat caltech101_silhouettes_28_split1.mat --out OUT.h5\n"
+            "       vamp_prepare frey --mat frey_rawface.mat --out OUT.h5           (1565 / 200 / 200)\n"
             "       vamp_prepare --help\n"
             "\n"
             "Converts IDX image files (MNIST, Fashion-MNIST; .gz or plain) into one HDF5 file with /train, /valid and\n"
             "/test (N x D uint8) and the attributes format, version, height, width, kind = gray, source. The last\n"
-            "N training images (default 10000) become /valid, as the paper splits dynamic MNIST. Exit status 2 on a\n"
-            "missing or malformed input; nothing is written then.\n");
+            "N training images (default 10000) become /valid, as the paper splits dynamic MNIST. The other formats\n"
+            "use the splits of the paper's reference code, without its shuffling: .amat and Caltech are binary (kind\n"
+            "binary: train with data.binarize = none), OMNIGLOT is grey in [0,1] (float32; dynamic binarisation),\n"
+            "Frey Faces grey 28x20 (logistic256). Exit status 2 on a missing or malformed input; nothing is written.\n");
 }
 
 typedef struct {
@@ -86,6 +95,116 @@ static idx_images read_idx(const char *path)
     return im;
 }
 
+/* ---- .amat: one image per line, D integers 0/1 separated by blanks ------------------------------------------ */
+
+static idx_images read_amat(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) fail(path, "cannot open: %s", strerror(errno));
+    idx_images im = {NULL, 0, 0, 0};
+    unsigned char *row = NULL;
+    size_t cap = 0, rowcap = 0, D = 0, len = 0;
+    char *line = NULL;
+    long lineno = 0;
+    while (getline(&line, &len, f) > 0) {
+        lineno++;
+        size_t k = 0;
+        for (char *tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
+            if (strcmp(tok, "0") && strcmp(tok, "1"))
+                fail(path, "line %ld, value %zu: \"%s\" is not 0 or 1", lineno, k + 1, tok);
+            if (k == rowcap && !(row = realloc(row, rowcap = rowcap ? 2 * rowcap : 1024))) fail(path, "out of memory");
+            row[k++] = tok[0] == '1' ? 255 : 0;
+        }
+        if (k == 0) continue; /* a blank line */
+        if (im.n == 0) D = k;
+        else if (k != D) fail(path, "line %ld has %zu values, the first image has %zu", lineno, k, D);
+        if ((size_t)(im.n + 1) * D > cap) {
+            cap = cap ? 2 * cap : 1024 * D;
+            if (!(im.pix = realloc(im.pix, cap))) fail(path, "out of memory");
+        }
+        memcpy(im.pix + (size_t)im.n * D, row, D);
+        im.n++;
+    }
+    free(line);
+    free(row);
+    fclose(f);
+    if (im.n == 0) fail(path, "no images");
+    int side = 1;
+    while ((size_t)(side + 1) * (side + 1) <= D) side++;
+    if ((size_t)side * side != D) fail(path, "%zu values per line: not a square image", D);
+    im.rows = im.cols = side;
+    return im;
+}
+
+/* ---- MATLAB .mat through libmatio ------------------------------------------------------------------------------ */
+
+/* Reads a real 2-D numeric variable as doubles (column-major, as stored). */
+static double *read_mat_var(mat_t *mat, const char *file, const char *name, size_t *rows, size_t *cols)
+{
+    matvar_t *v = Mat_VarRead(mat, name);
+    if (!v) fail(file, "no variable \"%s\" (is this the right .mat file?)", name);
+    if (v->rank != 2 || v->isComplex || !v->data)
+        fail(file, "variable \"%s\" must be a real 2-D matrix", name);
+    *rows = v->dims[0];
+    *cols = v->dims[1];
+    size_t n = *rows * *cols;
+    double *out = malloc(n * sizeof(double));
+    if (!out) fail(file, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        switch (v->class_type) {
+        case MAT_C_DOUBLE: out[i] = ((const double *)v->data)[i]; break;
+        case MAT_C_SINGLE: out[i] = ((const float *)v->data)[i]; break;
+        case MAT_C_UINT8: out[i] = ((const unsigned char *)v->data)[i]; break;
+        default: fail(file, "variable \"%s\" has an unsupported element class %d (need double, single or uint8)", name,
+                      (int)v->class_type);
+        }
+    }
+    Mat_VarFree(v);
+    return out;
+}
+
+/* Images as rows (n, D) from a matrix holding them as columns (images_are_columns) or rows. With `transpose`,
+ * each h x h image is transposed (the reference's reshape(..., order='F') of these column-major files). */
+static float *mat_images(const double *m, size_t rows, size_t cols, int images_are_columns, int transpose, int side,
+                         long *n_out, size_t *D_out)
+{
+    size_t n = images_are_columns ? cols : rows, D = images_are_columns ? rows : cols;
+    float *x = malloc(n * D * sizeof(float));
+    if (!x) return NULL;
+    for (size_t i = 0; i < n; i++)
+        for (size_t p = 0; p < D; p++) {
+            size_t src = transpose ? (p % side) * side + p / side : p;
+            x[i * D + p] = (float)(images_are_columns ? m[i * rows + src] : m[src * rows + i]);
+        }
+    *n_out = (long)n;
+    *D_out = D;
+    return x;
+}
+
+static void check_range(const float *x, size_t n, const char *file, const char *name, double lo, double hi,
+                        int binary)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(x[i] >= lo && x[i] <= hi) || (binary && x[i] != lo && x[i] != hi))
+            fail(file, "variable \"%s\": value %g at element %zu is not %s", name, (double)x[i], i,
+                 binary ? "0 or 1" : "in range");
+}
+
+static void write_split_f32(hid_t f, const char *name, const float *x, long n, size_t D, const char *out)
+{
+    hsize_t dims[2] = {(hsize_t)n, D}, chunk[2] = {(hsize_t)(n < 1024 ? n : 1024), D};
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 || H5Pset_deflate(dcpl, 4) < 0)
+        fail(out, "cannot set up dataset /%s", name);
+    hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
+        fail(out, "cannot write dataset /%s", name);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+}
+
 static void write_split(hid_t f, const char *name, const unsigned char *pix, long n, size_t D, const char *out)
 {
     hsize_t dims[2] = {(hsize_t)n, D}, chunk[2] = {(hsize_t)(n < 1024 ? n : 1024), D};
@@ -122,6 +241,49 @@ static void write_int_attr(hid_t f, const char *name, int v, const char *out)
     H5Sclose(s);
 }
 
+/* The three splits to write: uint8 (u8 != NULL) or float32 rows. */
+typedef struct {
+    const unsigned char *u8[3];
+    const float *f32[3];
+    long n[3];
+    int height, width;
+    const char *kind, *source;
+} dataset_out;
+
+static void write_dataset(const char *out, const dataset_out *d)
+{
+    static char tmp[2048];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) fail(out, "cannot create (is the directory there and writable?)");
+    tmp_to_remove = tmp;
+    const char *names[3] = {"train", "valid", "test"};
+    size_t D = (size_t)d->height * d->width;
+    for (int i = 0; i < 3; i++) {
+        if (d->n[i] < 1) fail(out, "split /%s would be empty", names[i]);
+        if (d->u8[i]) write_split(f, names[i], d->u8[i], d->n[i], D, out);
+        else write_split_f32(f, names[i], d->f32[i], d->n[i], D, out);
+    }
+    write_str_attr(f, "format", VAMP_DATASET_FORMAT, out);
+    write_int_attr(f, "version", VAMP_DATASET_VERSION, out);
+    write_int_attr(f, "height", d->height, out);
+    write_int_attr(f, "width", d->width, out);
+    write_str_attr(f, "kind", d->kind, out);
+    write_str_attr(f, "source", d->source, out);
+    if (H5Fclose(f) < 0) fail(out, "cannot close (disk full?)");
+    if (rename(tmp, out) != 0) fail(out, "cannot rename %s into place: %s", tmp, strerror(errno));
+    tmp_to_remove = NULL;
+    printf("vamp_prepare: wrote %s: train %ld, valid %ld, test %ld images of %dx%d, kind %s (%s)\n", out, d->n[0],
+           d->n[1], d->n[2], d->height, d->width, d->kind, d->source);
+}
+
+static const char *basename_of(const char *p)
+{
+    const char *b = strrchr(p, '/');
+    return b ? b + 1 : p;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -129,14 +291,17 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     MPI_Init(&argc, &argv); /* the parallel HDF5 library needs MPI, even for this serial writer */
-    const char *mode = argv[1], *train = NULL, *test = NULL, *out = NULL, *source = NULL;
+    const char *mode = argv[1], *train = NULL, *test = NULL, *valid = NULL, *out = NULL, *source = NULL,
+               *matfile = NULL;
     long n_valid = 10000;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc) fail("arguments", "option %s needs a value (see --help)", a);
         const char *v = argv[++i];
-        if (!strcmp(a, "--train-images")) train = v;
-        else if (!strcmp(a, "--test-images")) test = v;
+        if (!strcmp(a, "--train-images") || !strcmp(a, "--train")) train = v;
+        else if (!strcmp(a, "--test-images") || !strcmp(a, "--test")) test = v;
+        else if (!strcmp(a, "--valid")) valid = v;
+        else if (!strcmp(a, "--mat")) matfile = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--source")) source = v;
         else if (!strcmp(a, "--n-valid")) {
@@ -145,50 +310,125 @@ int main(int argc, char **argv)
             if (*end || n_valid < 1) fail("arguments", "--n-valid %s: expected a positive integer", v);
         } else fail("arguments", "unknown option %s (see --help)", a);
     }
-    if (!strcmp(mode, "fashion-mnist")) {
-        train = FMNIST_DIR "/train-images-idx3-ubyte.gz";
-        test = FMNIST_DIR "/t10k-images-idx3-ubyte.gz";
-        if (!source) source = "fashion-mnist";
-    } else if (strcmp(mode, "idx") != 0) {
-        fail("arguments", "unknown format \"%s\": expected idx or fashion-mnist (see --help)", mode);
-    }
-    if (!train || !test || !out) fail("arguments", "--train-images, --test-images and --out are required");
-    char src_buf[512];
-    if (!source) {
-        const char *b = strrchr(train, '/');
-        snprintf(src_buf, sizeof src_buf, "idx:%s", b ? b + 1 : train);
-        source = src_buf;
-    }
+    if (!out) fail("arguments", "--out is required");
+    char src_buf[600];
+    dataset_out d;
+    memset(&d, 0, sizeof d);
 
-    idx_images tr = read_idx(train), te = read_idx(test);
-    if (tr.rows != te.rows || tr.cols != te.cols)
-        fail(test, "images are %dx%d, but the training images are %dx%d", te.rows, te.cols, tr.rows, tr.cols);
-    if (n_valid >= tr.n) fail(train, "has %ld images: too few for --n-valid %ld", tr.n, n_valid);
-    size_t D = (size_t)tr.rows * tr.cols;
-
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) fail(out, "cannot create (is the directory there and writable?)");
-    tmp_to_remove = tmp;
-    long n_train = tr.n - n_valid;
-    write_split(f, "train", tr.pix, n_train, D, out);
-    write_split(f, "valid", tr.pix + (size_t)n_train * D, n_valid, D, out);
-    write_split(f, "test", te.pix, te.n, D, out);
-    write_str_attr(f, "format", VAMP_DATASET_FORMAT, out);
-    write_int_attr(f, "version", VAMP_DATASET_VERSION, out);
-    write_int_attr(f, "height", tr.rows, out);
-    write_int_attr(f, "width", tr.cols, out);
-    write_str_attr(f, "kind", "gray", out);
-    write_str_attr(f, "source", source, out);
-    if (H5Fclose(f) < 0) fail(out, "cannot close (disk full?)");
-    if (rename(tmp, out) != 0) fail(out, "cannot rename %s into place: %s", tmp, strerror(errno));
-    tmp_to_remove = NULL;
-    printf("vamp_prepare: wrote %s: train %ld, valid %ld, test %ld images of %dx%d (%s)\n", out, n_train, n_valid,
-           te.n, tr.rows, tr.cols, source);
-    free(tr.pix);
-    free(te.pix);
+    if (!strcmp(mode, "idx") || !strcmp(mode, "fashion-mnist")) {
+        if (!strcmp(mode, "fashion-mnist")) {
+            train = FMNIST_DIR "/train-images-idx3-ubyte.gz";
+            test = FMNIST_DIR "/t10k-images-idx3-ubyte.gz";
+            if (!source) source = "fashion-mnist";
+        }
+        if (!train || !test) fail("arguments", "idx needs --train-images and --test-images");
+        idx_images tr = read_idx(train), te = read_idx(test);
+        if (tr.rows != te.rows || tr.cols != te.cols)
+            fail(test, "images are %dx%d, but the training images are %dx%d", te.rows, te.cols, tr.rows, tr.cols);
+        if (n_valid >= tr.n) fail(train, "has %ld images: too few for --n-valid %ld", tr.n, n_valid);
+        size_t D = (size_t)tr.rows * tr.cols;
+        d.u8[0] = tr.pix;
+        d.n[0] = tr.n - n_valid;
+        d.u8[1] = tr.pix + (size_t)d.n[0] * D;
+        d.n[1] = n_valid;
+        d.u8[2] = te.pix;
+        d.n[2] = te.n;
+        d.height = tr.rows;
+        d.width = tr.cols;
+        d.kind = "gray";
+        snprintf(src_buf, sizeof src_buf, "idx:%s", basename_of(train));
+        d.source = source ? source : src_buf;
+        write_dataset(out, &d);
+    } else if (!strcmp(mode, "amat")) {
+        if (!train || !valid || !test) fail("arguments", "amat needs --train, --valid and --test");
+        idx_images s[3] = {read_amat(train), read_amat(valid), read_amat(test)};
+        const char *files[3] = {train, valid, test};
+        for (int i = 0; i < 3; i++) {
+            if (s[i].rows != s[0].rows) fail(files[i], "images have %d pixels per side, %s has %d", s[i].rows, train,
+                                             s[0].rows);
+            d.u8[i] = s[i].pix;
+            d.n[i] = s[i].n;
+        }
+        d.height = d.width = s[0].rows;
+        d.kind = "binary";
+        snprintf(src_buf, sizeof src_buf, "amat:%s", basename_of(train));
+        d.source = source ? source : src_buf;
+        write_dataset(out, &d);
+    } else if (!strcmp(mode, "omniglot") || !strcmp(mode, "caltech") || !strcmp(mode, "frey")) {
+        if (!matfile) fail("arguments", "%s needs --mat FILE", mode);
+        if (access(matfile, R_OK) != 0) fail(matfile, "cannot open: %s", strerror(errno));
+        mat_t *mat = Mat_Open(matfile, MAT_ACC_RDONLY);
+        if (!mat) fail(matfile, "not a MATLAB .mat file libmatio can read");
+        size_t r, c, D;
+        long n;
+        snprintf(src_buf, sizeof src_buf, "%s:%s", mode, basename_of(matfile));
+        d.source = source ? source : src_buf;
+        if (!strcmp(mode, "omniglot")) { /* data (784 x N), testdata (784 x M), images as columns */
+            double *tr = read_mat_var(mat, matfile, "data", &r, &c);
+            if (r != 784) fail(matfile, "variable \"data\" has %zu rows, expected 784 (28x28 images as columns)", r);
+            float *x = mat_images(tr, r, c, 1, 1, 28, &n, &D);
+            double *te = read_mat_var(mat, matfile, "testdata", &r, &c);
+            if (r != 784) fail(matfile, "variable \"testdata\" has %zu rows, expected 784", r);
+            long nt;
+            float *xt = mat_images(te, r, c, 1, 1, 28, &nt, &D);
+            if (!x || !xt) fail(matfile, "out of memory");
+            check_range(x, (size_t)n * D, matfile, "data", 0, 1, 0);
+            check_range(xt, (size_t)nt * D, matfile, "testdata", 0, 1, 0);
+            const long nv = 1345; /* the reference's validation size */
+            if (n <= nv) fail(matfile, "variable \"data\" has %ld images, too few for 1345 validation images", n);
+            d.f32[0] = x;
+            d.n[0] = n - nv;
+            d.f32[1] = x + (size_t)(n - nv) * D;
+            d.n[1] = nv;
+            d.f32[2] = xt;
+            d.n[2] = nt;
+            d.height = d.width = 28;
+            d.kind = "gray";
+        } else if (!strcmp(mode, "caltech")) { /* train_data / val_data / test_data (N x 784), images as rows */
+            const char *vars[3] = {"train_data", "val_data", "test_data"};
+            for (int i = 0; i < 3; i++) {
+                double *m = read_mat_var(mat, matfile, vars[i], &r, &c);
+                if (c != 784) fail(matfile, "variable \"%s\" has %zu columns, expected 784", vars[i], c);
+                float *x = mat_images(m, r, c, 0, 1, 28, &n, &D);
+                if (!x) fail(matfile, "out of memory");
+                check_range(x, (size_t)n * D, matfile, vars[i], 0, 1, 1);
+                unsigned char *u = malloc((size_t)n * D);
+                if (!u) fail(matfile, "out of memory");
+                for (size_t k = 0; k < (size_t)n * D; k++) u[k] = x[k] == 0.0f ? 255 : 0; /* 1 - x: shapes white */
+                d.u8[i] = u;
+                d.n[i] = n;
+            }
+            d.height = d.width = 28;
+            d.kind = "binary";
+        } else { /* frey: ff (560 x 1965) uint8, 28 x 20 images as columns */
+            double *m = read_mat_var(mat, matfile, "ff", &r, &c);
+            if (r != 560) fail(matfile, "variable \"ff\" has %zu rows, expected 560 (28x20 images as columns)", r);
+            if (c < 1965) fail(matfile, "variable \"ff\" has %zu images, the paper's split needs 1965", c);
+            unsigned char *u = malloc(r * c);
+            if (!u) fail(matfile, "out of memory");
+            for (size_t i = 0; i < c; i++)
+                for (size_t p = 0; p < r; p++) {
+                    double v = m[i * r + p];
+                    if (!(v >= 0 && v <= 255) || v != (double)(int)v)
+                        fail(matfile, "variable \"ff\": value %g is not an integer 0..255", v);
+                    u[i * r + p] = (unsigned char)v;
+                }
+            d.u8[0] = u;
+            d.n[0] = 1565;
+            d.u8[1] = u + 1565 * r;
+            d.n[1] = 200;
+            d.u8[2] = u + 1765 * r;
+            d.n[2] = 200;
+            d.height = 28;
+            d.width = 20;
+            d.kind = "gray";
+        }
+        Mat_Close(mat);
+        write_dataset(out, &d);
+    } else {
+        fail("arguments", "unknown format \"%s\": expected idx, fashion-mnist, amat, omniglot, caltech or frey "
+             "(see --help)", mode);
+    }
     MPI_Finalize();
     return 0;
 }

@@ -135,6 +135,8 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
         t->perm[i] = xmalloc((size_t)len * sizeof(uint32_t));
     }
     t->chunk_stats = xcalloc((size_t)t->nloc * 2 * sizeof(double));
+    const char *inject = getenv("VAMP_INJECT_NAN_STEP"); /* tests: a non-finite gradient at that step */
+    t->inject_nan_step = inject ? atol(inject) : 0;
     t->perm_epoch = -1;
 }
 
@@ -285,6 +287,8 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
         t->t_prior += wall_seconds() - c1;
     }
     int nglobal = t->S + (is_vamp(m) ? t->S : 0);
+    if (t->inject_nan_step > 0 && t->step + 1 == t->inject_nan_step && t->nloc > 0) /* tests only */
+        t->chunk_grads[0][m->layout.t[m->px_mean.b].offset] = NAN;
     c0 = wall_seconds();
     reducer_sum(&t->red, t->grads, t->chunk_grads, t->nloc + t->npseudo_loc, nglobal);
     c1 = wall_seconds();

@@ -133,5 +133,17 @@ $MPIEXEC --allow-run-as-root -n 1 "$BUILD/vamp_mpi" "$TMP/c.ini" --set run.dir="
 rc=$?
 [ $rc -eq 0 ] && grep -q "resumed from" "$TMP/ce.log" && [ "$(tail -1 "$TMP/df/metrics.csv" | cut -d, -f1)" = 5 ] && ok "changed train.epochs on resume: accepted, trained on to epoch 5" || bad "epochs change (exit $rc)" "$TMP/ce.log"
 
+# 7. a non-finite gradient (injected at step 30): stop with a checkpoint of the last good state, or skip
+VAMP_INJECT_NAN_STEP=30 $MPIEXEC --allow-run-as-root --oversubscribe -n 2 "$BUILD/vamp_mpi" "$TMP/c.ini" --set run.dir="$TMP/nan" >"$TMP/nan.log" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "the gradient of p_x_mean.linear.bias is not finite" "$TMP/nan.log" && [ -f "$TMP/nan/ckpt-00000029.h5" ] &&
+  ok "non-finite gradient: exit 1 naming the tensor, checkpoint of step 29 written" || bad "non-finite gradient (exit $rc)" "$TMP/nan.log"
+run 2 "$TMP/nan"
+same "resumed after the non-finite stop: bit-identical (the bad step was never applied)" "$TMP/nan"
+VAMP_INJECT_NAN_STEP=30 $MPIEXEC --allow-run-as-root --oversubscribe -n 2 "$BUILD/vamp_mpi" "$TMP/c.ini" --set run.dir="$TMP/skip" --set train.on_nan=skip --set train.max_steps=40 >"$TMP/skip.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "epoch 1 batch 29: the gradient of p_x_mean.linear.bias is not finite; batch skipped" "$TMP/skip.log" &&
+  awk -F, 'NR==2 && $2==40 {f=1} END {exit !f}' "$TMP/skip/metrics.csv" && ok "train.on_nan = skip: the batch is skipped and training goes on" || bad "skip (exit $rc)" "$TMP/skip.log"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
