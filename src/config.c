@@ -51,6 +51,7 @@ static const key_def KEYS[] = {
     {"eval", "samples", K_INT, F(eval_samples), 0, 10000000, NULL},
     {"eval", "block", K_INT, F(eval_block), 1, 100000, NULL},
     {"eval", "batch", K_INT, F(eval_batch), 1, 100000, NULL},
+    {"eval", "pictures_every", K_INT, F(pictures_every), 0, 1000000, NULL},
     {"checkpoint", "every_steps", K_LONG, F(ckpt_every_steps), 0, 1e15, NULL},
     {"checkpoint", "every_minutes", K_DOUBLE, F(ckpt_every_minutes), 0, 1e9, NULL},
     {"checkpoint", "keep", K_INT, F(ckpt_keep), 1, 1000, NULL},

@@ -342,6 +342,11 @@ int main(int argc, char **argv)
                 done = 1;
             }
         }
+        if (cfg.pictures_every > 0 && p.epoch % cfg.pictures_every == 0) {
+            char prefix[32];
+            snprintf(prefix, sizeof prefix, "epoch_%04d_", p.epoch);
+            pictures_write(&tr, &data, cfg.run_dir, prefix);
+        }
         if (p.epoch >= cfg.epochs) done = 1;
         p.epoch++;
         p.it = 0;

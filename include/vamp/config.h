@@ -51,6 +51,7 @@ typedef struct {
     int eval_samples;         /* eval.samples: importance samples for test LL, default 5000 (0 = skip) */
     int eval_block;           /* eval.block: samples per block in the IS estimate, default 500 */
     int eval_batch;           /* eval.batch: rows per block for validation/test ELBO, default 500 */
+    int pictures_every;       /* eval.pictures_every: also draw pictures every N epochs (0: only at the end) */
     /* [checkpoint] */
     long ckpt_every_steps;    /* checkpoint.every_steps: 0 = off, default 0 */
     double ckpt_every_minutes;/* checkpoint.every_minutes: 0 = off, default 30 */
