@@ -190,30 +190,18 @@ static void check_range(const float *x, size_t n, const char *file, const char *
                  binary ? "0 or 1" : "in range");
 }
 
-static void write_split_f32(hid_t f, const char *name, const float *x, long n, size_t D, const char *out)
+/* One split, chunked and deflated: uint8 rows (pix) or float32 rows (x). */
+static void write_split(hid_t f, const char *name, const unsigned char *pix, const float *x, long n, size_t D,
+                        const char *out)
 {
     hsize_t dims[2] = {(hsize_t)n, D}, chunk[2] = {(hsize_t)(n < 1024 ? n : 1024), D};
     hid_t space = H5Screate_simple(2, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 || H5Pset_deflate(dcpl, 4) < 0)
         fail(out, "cannot set up dataset /%s", name);
-    hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
-        fail(out, "cannot write dataset /%s", name);
-    H5Dclose(ds);
-    H5Pclose(dcpl);
-    H5Sclose(space);
-}
-
-static void write_split(hid_t f, const char *name, const unsigned char *pix, long n, size_t D, const char *out)
-{
-    hsize_t dims[2] = {(hsize_t)n, D}, chunk[2] = {(hsize_t)(n < 1024 ? n : 1024), D};
-    hid_t space = H5Screate_simple(2, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 || H5Pset_deflate(dcpl, 4) < 0)
-        fail(out, "cannot set up dataset /%s", name);
-    hid_t ds = H5Dcreate2(f, name, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, pix) < 0)
+    hid_t ds = H5Dcreate2(f, name, pix ? H5T_STD_U8LE : H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, pix ? H5T_NATIVE_UCHAR : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                           pix ? (const void *)pix : (const void *)x) < 0)
         fail(out, "cannot write dataset /%s", name);
     H5Dclose(ds);
     H5Pclose(dcpl);
@@ -262,8 +250,7 @@ static void write_dataset(const char *out, const dataset_out *d)
     size_t D = (size_t)d->height * d->width;
     for (int i = 0; i < 3; i++) {
         if (d->n[i] < 1) fail(out, "split /%s would be empty", names[i]);
-        if (d->u8[i]) write_split(f, names[i], d->u8[i], d->n[i], D, out);
-        else write_split_f32(f, names[i], d->f32[i], d->n[i], D, out);
+        write_split(f, names[i], d->u8[i], d->f32[i], d->n[i], D, out);
     }
     write_str_attr(f, "format", VAMP_DATASET_FORMAT, out);
     write_int_attr(f, "version", VAMP_DATASET_VERSION, out);
