@@ -138,3 +138,63 @@ void eval_active_units(vamp_trainer *t, const vamp_split *sp, int *active_top, i
     free(tot);
     free(acc);
 }
+
+static double log_n(double z, double m, double lv) { return -0.5 * (1.8378770664093453 + lv + (z - m) * (z - m) * exp(-lv)); }
+
+void eval_kl_per_unit(vamp_trainer *t, const vamp_split *sp, double *kl_top, double *kl_z1)
+{
+    vamp_model *m = &t->model;
+    const size_t D = m->D;
+    const int Zt = m->Ztop, Z1 = m->Z1, Zall = Zt + Z1, B = t->cfg.eval_batch, K = m->K;
+    const int nloc = sp->stripe_hi - sp->stripe_lo;
+    double *acc = xcalloc((size_t)nloc * Zall * sizeof(double));
+    double *lk = xmalloc((size_t)(K ? K : 1) * sizeof(double));
+    trainer_prior_components(t);
+    for (int i = 0; i < nloc; i++) {
+        int s = sp->stripe_lo + i;
+        long s0 = stripe_start(sp->n, sp->stripes, s), s1 = stripe_start(sp->n, sp->stripes, s + 1);
+        double *a = acc + (size_t)i * Zall;
+        for (long r0 = s0; r0 < s1; r0 += B) {
+            int R = (int)(s1 - r0 < B ? s1 - r0 : B);
+            for (int r = 0; r < R; r++) { /* the same keyed noise as the test ELBO */
+                rng_normal_fill(t->eps_top + (size_t)r * Zt, (size_t)Zt, t->cfg.seed, RNG_EPS_EVAL, 0, (uint64_t)(r0 + r), 0);
+                if (Z1)
+                    rng_normal_fill(t->eps1 + (size_t)r * Z1, (size_t)Z1, t->cfg.seed, RNG_EPS_EVAL, 0, (uint64_t)(r0 + r),
+                                    (uint32_t)Zt);
+            }
+            model_forward(m, &t->acts, t->params, sp->x + (size_t)(r0 - sp->row_lo) * D, t->eps_top, t->eps1, R,
+                          t->pm, t->plv, 1.0f);
+            const vamp_acts *A = &t->acts;
+            for (int r = 0; r < R; r++) {
+                for (int u = 0; u < Zt; u++) {
+                    size_t k0 = (size_t)r * Zt + u;
+                    double z = A->z_top[k0], lq = log_n(z, A->enc.mean[k0], A->enc.logvar[k0]), lp;
+                    if (!K) {
+                        lp = log_n(z, 0.0, 0.0);
+                    } else { /* log of the 1-D mixture marginal, max-shifted */
+                        double mx = -INFINITY, sum = 0.0;
+                        for (int k = 0; k < K; k++) {
+                            lk[k] = log_n(z, t->pm[(size_t)k * Zt + u], t->plv[(size_t)k * Zt + u]);
+                            if (lk[k] > mx) mx = lk[k];
+                        }
+                        for (int k = 0; k < K; k++) sum += exp(lk[k] - mx);
+                        lp = mx + log(sum / K);
+                    }
+                    a[u] += lq - lp;
+                }
+                for (int u = 0; u < Z1; u++) {
+                    size_t k1 = (size_t)r * Z1 + u;
+                    a[Zt + u] += log_n(A->z1[k1], A->q1_mean[k1], A->q1_logvar[k1]) -
+                                 log_n(A->z1[k1], A->pz1_mean[k1], A->pz1_logvar[k1]);
+                }
+            }
+        }
+    }
+    double *tot = xmalloc((size_t)Zall * sizeof(double));
+    reduce_chunk_scalars(tot, acc, nloc, Zall, t->comm);
+    for (int u = 0; u < Zt; u++) kl_top[u] = tot[u] / sp->n;
+    for (int u = 0; u < Z1 && kl_z1; u++) kl_z1[u] = tot[Zt + u] / sp->n;
+    free(tot);
+    free(lk);
+    free(acc);
+}

@@ -155,6 +155,8 @@ typedef struct {
     double ll, elbo, re, kl;
     int active_z1, active_z2;
     float *per_image_ll; /* rank 0, (n test images), or NULL when eval.samples = 0 */
+    float kl_z1[4096], kl_z2[4096]; /* KL per unit of each latent layer (z2: hvae only) */
+    int nz1, nz2;
 } vamp_test_result;
 
 /* Collective: test ELBO, active units and (eval.samples > 0) the importance-sampled log-likelihood. */
@@ -170,6 +172,14 @@ static vamp_test_result evaluate_test(vamp_trainer *tr, const vamp_data *data, M
     eval_active_units(tr, &data->test, &top, &z1, NULL, NULL);
     r.active_z1 = tr->model.hvae ? z1 : top;
     r.active_z2 = tr->model.hvae ? top : 0;
+    double *kt = xmalloc((size_t)tr->model.Ztop * sizeof(double)), *k1 = xmalloc((size_t)(tr->model.Z1 + 1) * sizeof(double));
+    eval_kl_per_unit(tr, &data->test, kt, k1);
+    r.nz1 = tr->model.hvae ? tr->model.Z1 : tr->model.Ztop;
+    r.nz2 = tr->model.hvae ? tr->model.Ztop : 0;
+    for (int u = 0; u < r.nz1; u++) r.kl_z1[u] = (float)(tr->model.hvae ? k1[u] : kt[u]);
+    for (int u = 0; u < r.nz2; u++) r.kl_z2[u] = (float)kt[u];
+    free(kt);
+    free(k1);
     r.ll = NAN;
     if (tr->cfg.eval_samples > 0) {
         log0(comm, "test log-likelihood: %ld images x %d importance samples\n", data->test.n, tr->cfg.eval_samples);
@@ -179,12 +189,30 @@ static vamp_test_result evaluate_test(vamp_trainer *tr, const vamp_data *data, M
     return r;
 }
 
+/* The arrays of a result that go into final.h5 / eval.h5 beside the parameters. */
+static int result_extras(const vamp_test_result *r, long n_test, vamp_extra *extra)
+{
+    int n = 0;
+    extra[n++] = (vamp_extra){"eval/kl_per_unit_z1", r->kl_z1, (size_t)r->nz1};
+    if (r->nz2) extra[n++] = (vamp_extra){"eval/kl_per_unit_z2", r->kl_z2, (size_t)r->nz2};
+    if (r->per_image_ll) extra[n++] = (vamp_extra){"eval/test_ll", r->per_image_ll, (size_t)n_test};
+    return n;
+}
+
 static void print_results(MPI_Comm comm, const vamp_test_result *r)
 {
     if (isnan(r->ll)) log0(comm, "test_ll = nan (eval.samples = 0: not computed)\n");
     else log0(comm, "test_ll = %.4f\n", r->ll);
     log0(comm, "test_elbo = %.4f\ntest_re = %.4f\ntest_kl = %.4f\nactive_units_z1 = %d\nactive_units_z2 = %d\n",
          r->elbo, r->re, r->kl, r->active_z1, r->active_z2);
+    const float *kl[2] = {r->kl_z1, r->kl_z2};
+    int nz[2] = {r->nz1, r->nz2};
+    for (int l = 0; l < 2; l++) {
+        if (!nz[l]) continue;
+        log0(comm, "kl_per_unit_z%d =", l + 1);
+        for (int u = 0; u < nz[l]; u++) log0(comm, " %.2f", kl[l][u]);
+        log0(comm, "\n");
+    }
 }
 
 int main(int argc, char **argv)
@@ -231,12 +259,13 @@ int main(int argc, char **argv)
         vamp_test_result r = evaluate_test(&tr, &data, comm);
         vamp_attr attrs[] = {{"test_ll", r.ll}, {"test_elbo", r.elbo}, {"test_re", r.re}, {"test_kl", r.kl},
                              {"active_units_z1", r.active_z1}, {"active_units_z2", r.active_z2}};
-        vamp_extra extra = {"eval/test_ll", r.per_image_ll, (size_t)data.test.n};
+        vamp_extra extra[3];
+        int nextra = result_extras(&r, data.test.n, extra);
         char out[1200];
         const char *slash = strrchr(params_path, '/');
         if (slash) snprintf(out, sizeof out, "%.*s/eval.h5", (int)(slash - params_path), params_path);
         else snprintf(out, sizeof out, "eval.h5");
-        params_write(out, &tr.model.layout, tr.params, ini, attrs, 6, &extra, r.per_image_ll ? 1 : 0, comm);
+        params_write(out, &tr.model.layout, tr.params, ini, attrs, 6, extra, nextra, comm);
         log0(comm, "wrote %s\n", out);
         char dir[1100];
         if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - params_path), params_path);
@@ -372,11 +401,12 @@ int main(int argc, char **argv)
                          {"epochs", epochs_run},     {"best_epoch", best_epoch},
                          {"steps", (double)tr.step}, {"train_seconds", train_seconds},
                          {"best_val_loss", best_val}};
-    vamp_extra extra = {"eval/test_ll", r.per_image_ll, (size_t)data.test.n};
+    vamp_extra extra[3];
+    int nextra = result_extras(&r, data.test.n, extra);
     char path[1100];
     snprintf(path, sizeof path, "%s/final.h5", cfg.run_dir);
-    params_write(path, &tr.model.layout, tr.params, ini, attrs, (int)(sizeof attrs / sizeof attrs[0]), &extra,
-                 r.per_image_ll ? 1 : 0, comm);
+    params_write(path, &tr.model.layout, tr.params, ini, attrs, (int)(sizeof attrs / sizeof attrs[0]), extra,
+                 nextra, comm);
     log0(comm, "wrote %s\n", path);
     pictures_write(&tr, &data, cfg.run_dir, "");
     print_results(comm, &r);

@@ -46,3 +46,15 @@ run --eval "$TMP/run" "$TMP/c.ini" --set eval.samples=20 --set eval.block=20
 mv "$TMP/run/eval.h5" "$TMP/small.h5"
 run --eval "$TMP/run" "$TMP/c.ini" --set eval.samples=2000 --set eval.block=500
 /usr/bin/python3 "$SRC/tests/reference/loglik.py" "$TMP/run/final.h5" "$TMP/bin.h5" "$TMP/small.h5" "$TMP/run/eval.h5"
+rc=$?
+# KL per unit: for a factorised prior the units' KL must add up to the test KL (same samples)
+run "$TMP/c.ini" --set run.dir="$TMP/std" --set prior.type=standard --set train.epochs=3
+/usr/bin/python3 - "$TMP/std/final.h5" <<'PY' || rc=1
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+units, kl = np.array(f["eval/kl_per_unit_z1"], np.float64), float(f.attrs["test_kl"])
+ok = abs(units.sum() - kl) <= 1e-3 * max(1.0, abs(kl))
+print(f"{'ok  ' if ok else 'FAIL'} KL per unit adds up to the test KL (standard prior): {units.sum():.5f} vs {kl:.5f}")
+sys.exit(0 if ok else 1)
+PY
+exit $rc

@@ -21,4 +21,11 @@ void eval_active_units(vamp_trainer *t, const vamp_split *sp, int *active_top, i
 
 #define VAMP_ACTIVE_THRESHOLD 0.01
 
+/* Collective. KL per latent unit over the split, one-sample Monte Carlo per image with z ~ q:
+ * E[log q(z_u | .) - log p_u(z_u | .)], where p_u is the prior's marginal in unit u (standard: N(0,1);
+ * mog / vampprior: the 1-D mixture of the K components' unit-u Gaussians; hvae z1: p(z1_u | z2)). For the
+ * factorised priors these sum to the KL term; for mixtures the marginals show which units the prior uses.
+ * kl_top (Ztop) and kl_z1 (Z1, hvae; may be NULL for vae) receive the means over images. */
+void eval_kl_per_unit(vamp_trainer *t, const vamp_split *sp, double *kl_top, double *kl_z1);
+
 #endif
