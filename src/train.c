@@ -287,8 +287,10 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
         t->t_prior += wall_seconds() - c1;
     }
     int nglobal = t->S + (is_vamp(m) ? t->S : 0);
-    if (t->inject_nan_step > 0 && t->step + 1 == t->inject_nan_step && t->nloc > 0) /* tests only */
-        t->chunk_grads[0][m->layout.t[m->px_mean.b].offset] = NAN;
+    if (t->inject_nan_step > 0 && t->step + 1 == t->inject_nan_step) { /* tests only; once, on every rank */
+        if (t->nloc > 0) t->chunk_grads[0][m->layout.t[m->px_mean.b].offset] = NAN;
+        t->inject_nan_step = 0;
+    }
     c0 = wall_seconds();
     reducer_sum(&t->red, t->grads, t->chunk_grads, t->nloc + t->npseudo_loc, nglobal);
     c1 = wall_seconds();
