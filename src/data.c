@@ -74,7 +74,7 @@ static int read_int_attr(hid_t loc, const char *name, long *out)
     int rc = -1;
     if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && H5Sget_simple_extent_npoints(sp) == 1) {
         double v;
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0 && v == floor(v)) {
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0 && v == floor(v) && fabs(v) < 1e15) {
             *out = (long)v;
             rc = 0;
         }
@@ -83,6 +83,22 @@ static int read_int_attr(hid_t loc, const char *name, long *out)
     H5Tclose(t);
     H5Aclose(a);
     return rc;
+}
+
+/* Why a root attribute was rejected, for the message: missing, of the wrong type, or its value. */
+static const char *attr_why(char *buf, size_t len, hid_t loc, const char *name, int read_ok, const char *type,
+                            const char *value)
+{
+    if (H5Aexists(loc, name) <= 0) snprintf(buf, len, "it is missing");
+    else if (!read_ok) snprintf(buf, len, "it is not %s", type);
+    else snprintf(buf, len, "found %s", value);
+    return buf;
+}
+
+static const char *quoted(char buf[80], const char *s)
+{
+    snprintf(buf, 80, "\"%.70s\"", s);
+    return buf;
 }
 
 /* Collective: read rows [lo, hi) of dataset ds (N x D, uint8 or float32) into out as floats in [0,1]. */
@@ -211,6 +227,10 @@ void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm)
 {
     memset(d, 0, sizeof *d);
     vamp_h5_quiet();
+    int size;
+    CHECK_MPI(MPI_Comm_size(comm, &size));
+    if (c->stripes < 1 || c->stripes % size != 0) /* config_validate says so first; this keeps rows from being lost */
+        vamp_input_error(comm, "[data] stripes = %d is not divisible by the %d ranks", c->stripes, size);
     const char *path = c->data_path;
     if (access(path, R_OK) != 0)
         vamp_input_error(comm, "cannot open data file \"%s\": %s (make it with vamp_prepare)", path, strerror(errno));
@@ -223,22 +243,35 @@ void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm)
     H5Pclose(fapl);
     if (f < 0) vamp_input_error(comm, "cannot open data file \"%s\" with parallel HDF5", path);
 
-    char fmt[64] = "", kind[64] = "";
-    long version = 0, h = 0, w = 0;
-    if (read_string_attr(f, "format", fmt, sizeof fmt) != 0 || strcmp(fmt, VAMP_DATASET_FORMAT) != 0)
-        vamp_input_error(comm, "%s: attribute format must be \"%s\" (found \"%s\"): convert the data with "
-                         "vamp_prepare", path, VAMP_DATASET_FORMAT, fmt);
-    if (read_int_attr(f, "version", &version) != 0 || version != VAMP_DATASET_VERSION)
-        vamp_input_error(comm, "%s: attribute version must be %d (found %ld)", path, VAMP_DATASET_VERSION, version);
-    if (read_int_attr(f, "height", &h) != 0 || read_int_attr(f, "width", &w) != 0 || h < 1 || w < 1 || h > 65536 ||
-        w > 65536)
-        vamp_input_error(comm, "%s: attributes height and width must be positive integers", path);
-    if (read_string_attr(f, "kind", kind, sizeof kind) != 0 || (strcmp(kind, "binary") && strcmp(kind, "gray")))
-        vamp_input_error(comm, "%s: attribute kind must be \"binary\" or \"gray\" (found \"%s\")", path, kind);
+    char fmt[64] = "", kind[64] = "", val[80], why[96];
+    long version = 0, hw[2] = {0, 0};
+    int ok = read_string_attr(f, "format", fmt, sizeof fmt) == 0;
+    if (!ok || strcmp(fmt, VAMP_DATASET_FORMAT) != 0)
+        vamp_input_error(comm, "%s: attribute format must be \"%s\" (%s): convert the data with vamp_prepare", path,
+                         VAMP_DATASET_FORMAT, attr_why(why, sizeof why, f, "format", ok, "a string", quoted(val, fmt)));
+    ok = read_int_attr(f, "version", &version) == 0;
+    if (!ok || version != VAMP_DATASET_VERSION) {
+        snprintf(val, sizeof val, "%ld", version);
+        vamp_input_error(comm, "%s: attribute version must be %d (%s)", path, VAMP_DATASET_VERSION,
+                         attr_why(why, sizeof why, f, "version", ok, "an integer", val));
+    }
+    const char *hw_name[2] = {"height", "width"};
+    for (int i = 0; i < 2; i++) {
+        ok = read_int_attr(f, hw_name[i], &hw[i]) == 0;
+        if (!ok || hw[i] < 1 || hw[i] > 65536) {
+            snprintf(val, sizeof val, "%ld", hw[i]);
+            vamp_input_error(comm, "%s: attribute %s must be an integer from 1 to 65536 (%s)", path, hw_name[i],
+                             attr_why(why, sizeof why, f, hw_name[i], ok, "an integer", val));
+        }
+    }
+    ok = read_string_attr(f, "kind", kind, sizeof kind) == 0;
+    if (!ok || (strcmp(kind, "binary") && strcmp(kind, "gray")))
+        vamp_input_error(comm, "%s: attribute kind must be \"binary\" or \"gray\" (%s)", path,
+                         attr_why(why, sizeof why, f, "kind", ok, "a string", quoted(val, kind)));
     if (read_string_attr(f, "source", d->source, sizeof d->source) != 0) snprintf(d->source, sizeof d->source, "?");
-    d->height = (int)h;
-    d->width = (int)w;
-    d->D = (size_t)(h * w);
+    d->height = (int)hw[0];
+    d->width = (int)hw[1];
+    d->D = (size_t)(hw[0] * hw[1]);
     d->binary = !strcmp(kind, "binary");
 
     int bern_raw = c->likelihood == LIK_BERNOULLI && c->binarize == BIN_NONE;
