@@ -64,6 +64,7 @@ void hardtanh_forward(float *y, const float *x, size_t n, float lo, float hi)
 
 void hardtanh_backward(float *dx, const float *dy, const float *x, size_t n, float lo, float hi)
 {
+    if (!dx) return;
     for (size_t i = 0; i < n; i++)
         if (x[i] > lo && x[i] < hi) dx[i] += dy[i];
 }
@@ -76,10 +77,10 @@ void reparam_forward(float *z, const float *mean, const float *logvar, const flo
 void reparam_backward(float *dmean, float *dlogvar, const float *dz, const float *logvar, const float *eps,
                       size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        dmean[i] += dz[i];
-        dlogvar[i] += dz[i] * eps[i] * 0.5f * expf(0.5f * logvar[i]);
-    }
+    if (dmean)
+        for (size_t i = 0; i < n; i++) dmean[i] += dz[i];
+    if (dlogvar)
+        for (size_t i = 0; i < n; i++) dlogvar[i] += dz[i] * eps[i] * 0.5f * expf(0.5f * logvar[i]);
 }
 
 void log_normal_forward(float *out, const float *z, const float *mean, const float *logvar, int B, int Z)

@@ -1,0 +1,495 @@
+/* Every layer kernel with a backward pass (nn.h) and the mixture log-density (prior.h) against central finite
+ * differences of f = sum(c .* output), c random, on tiny shapes. Also the backward contract: it adds into its
+ * d-outputs (two calls give twice the gradient) and skips a NULL d-output (run in a child process, so a crash
+ * is a failure of that check and not of the whole suite). The kernels are float-only: the objective is
+ * accumulated in double and the step is 1e-2 on inputs of order 1, so float noise stays below the tolerance. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vamp/nn.h"
+#include "vamp/prior.h"
+
+enum { B = 3, IN = 4, OUT = 5, Z = 3, K = 4, MAXIN = 6 };
+
+static const double FD_H = 1e-2;       /* step on float inputs of order 1 */
+static const double TOL_ELEM = 2e-2;   /* |a - n| <= TOL_ELEM * max(1, |n|) per partial derivative */
+static const double TOL_VEC = 5e-3;    /* ||a - n|| / ||n|| per input tensor */
+
+/* ---- a small deterministic generator (test-local; the kernels need no randomness) ---------------------- */
+
+typedef struct { uint64_t s; } lcg;
+
+static double lcg_unit(lcg *r) /* uniform in [0,1) */
+{
+    r->s = r->s * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(r->s >> 11) * (1.0 / 9007199254740992.0);
+}
+static float lcg_range(lcg *r, double lo, double hi) { return (float)(lo + (hi - lo) * lcg_unit(r)); }
+static void fill(lcg *r, float *p, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++) p[i] = lcg_range(r, lo, hi);
+}
+
+static double dot_c(const float *c, const float *y, size_t n) /* sum c .* y in double */
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)c[i] * (double)y[i];
+    return s;
+}
+
+/* ---- the generic check -------------------------------------------------------------------------------------- */
+
+/* One kernel under test: its differentiable inputs, the objective (forward at the current inputs) and the
+ * backward pass (forward at the current inputs for its caches, then backward with upstream c into d[], whose
+ * entries may be NULL). Kernel-specific state follows in the structs that embed this one first. */
+typedef struct kcase kcase;
+struct kcase {
+    const char *name;
+    int nin;
+    const char *in_name[MAXIN];
+    float *in[MAXIN];
+    size_t n_in[MAXIN];
+    double (*objective)(kcase *k);
+    void (*backward)(kcase *k, float **d);
+};
+
+static float **alloc_grads(const kcase *k)
+{
+    float **d = calloc(MAXIN, sizeof(float *));
+    for (int j = 0; j < k->nin; j++) d[j] = calloc(k->n_in[j], sizeof(float));
+    return d;
+}
+static void free_grads(const kcase *k, float **d)
+{
+    for (int j = 0; j < k->nin; j++) free(d[j]);
+    free(d);
+}
+
+/* |got - want| <= tol * max(1, |want|) for all n; returns the number of violations (and prints the first). */
+static int count_mismatch(const char *what, const float *got, const float *want, double scale_want, size_t n,
+                          double tol)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double w = scale_want * want[i];
+        if (!(fabs(got[i] - w) <= tol * fmax(1.0, fabs(w)))) {
+            if (!bad) printf("    %s[%zu]: got %.9g, want %.9g\n", what, i, got[i], w);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void check_kernel(kcase *k)
+{
+    float **g = alloc_grads(k);
+    k->backward(k, g);
+
+    /* 1. analytic against central differences, input by input */
+    for (int j = 0; j < k->nin; j++) {
+        double dd = 0.0, nn = 0.0, worst = 0.0;
+        int bad = 0;
+        for (size_t i = 0; i < k->n_in[j]; i++) {
+            float *p = &k->in[j][i], keep = *p;
+            float up = (float)(keep + FD_H), dn = (float)(keep - FD_H);
+            *p = up;
+            double fp = k->objective(k);
+            *p = dn;
+            double fm = k->objective(k);
+            *p = keep;
+            double num = (fp - fm) / ((double)up - (double)dn); /* the steps actually taken in float */
+            double an = g[j][i], err = fabs(an - num);
+            dd += err * err;
+            nn += num * num;
+            if (err / fmax(1.0, fabs(num)) > worst) worst = err / fmax(1.0, fabs(num));
+            if (!(err <= TOL_ELEM * fmax(1.0, fabs(num)))) {
+                printf("    %s d%s[%zu]: analytic %.7g, numeric %.7g\n", k->name, k->in_name[j], i, an, num);
+                bad++;
+            }
+        }
+        double rel = sqrt(dd) / sqrt(nn);
+        printf("  %-22s d%-6s worst elem err %.2e, ||a-n||/||n|| = %.2e\n", k->name, k->in_name[j], worst, rel);
+        assert_true(nn > 0.0); /* a gradient that is identically zero would check nothing */
+        assert_int_equal(bad, 0);
+        assert_true(rel < TOL_VEC);
+    }
+
+    /* 2. backward adds: twice into zeroed buffers gives 2 g (up to float rounding of the sums) */
+    float **g2 = alloc_grads(k);
+    k->backward(k, g2);
+    k->backward(k, g2);
+    int bad = 0;
+    for (int j = 0; j < k->nin; j++) bad += count_mismatch(k->in_name[j], g2[j], g[j], 2.0, k->n_in[j], 1e-5);
+    free_grads(k, g2);
+    if (bad) printf("  %s: backward does not add into its d-outputs\n", k->name);
+    assert_int_equal(bad, 0);
+
+    /* 3. a NULL d-output is skipped, the others are unchanged; in a child so that a crash is reported here */
+    for (int j = 0; j < k->nin; j++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            /* cmocka catches these signals and would carry on running the suite inside the child */
+            signal(SIGSEGV, SIG_DFL);
+            signal(SIGBUS, SIG_DFL);
+            signal(SIGILL, SIG_DFL);
+            signal(SIGFPE, SIG_DFL);
+            float **d = alloc_grads(k);
+            d[j] = NULL; /* the child exits right after: nothing to free */
+            k->backward(k, d);
+            int nbad = 0;
+            for (int i = 0; i < k->nin; i++)
+                if (i != j) nbad += count_mismatch(k->in_name[i], d[i], g[i], 1.0, k->n_in[i], 1e-6);
+            fflush(stdout);
+            _exit(nbad ? 1 : 0);
+        }
+        int status = 0;
+        assert_true(waitpid(pid, &status, 0) == pid);
+        if (WIFSIGNALED(status))
+            printf("  %s: backward with d%s = NULL crashed (signal %d); nn.h says a NULL d-output is skipped\n",
+                   k->name, k->in_name[j], WTERMSIG(status));
+        else if (WEXITSTATUS(status) != 0)
+            printf("  %s: backward with d%s = NULL changed the other gradients\n", k->name, k->in_name[j]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    free_grads(k, g);
+}
+
+/* ---- linear ---------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    kcase k;
+    float x[B * IN], W[OUT * IN], b[OUT]; /* (B,IN), (OUT,IN), (OUT) */
+    float y[B * OUT], c[B * OUT];         /* (B,OUT) */
+    int bias;
+} linear_case;
+
+static double linear_obj(kcase *k)
+{
+    linear_case *L = (linear_case *)k;
+    linear_forward(L->y, L->x, L->W, L->bias ? L->b : NULL, B, IN, OUT);
+    return dot_c(L->c, L->y, B * OUT);
+}
+static void linear_bwd(kcase *k, float **d)
+{
+    linear_case *L = (linear_case *)k;
+    linear_backward(d[0], d[1], L->bias ? d[2] : NULL, L->c, L->x, L->W, B, IN, OUT);
+}
+
+static void linear_setup(linear_case *L, int bias, uint64_t seed)
+{
+    memset(L, 0, sizeof *L);
+    lcg r = {seed};
+    fill(&r, L->x, B * IN, -1, 1);
+    fill(&r, L->W, OUT * IN, -1, 1);
+    fill(&r, L->b, OUT, -1, 1);
+    fill(&r, L->c, B * OUT, -1, 1);
+    L->bias = bias;
+    L->k = (kcase){.name = bias ? "linear" : "linear (no bias)", .nin = bias ? 3 : 2,
+                   .in_name = {"x", "W", "b"}, .in = {L->x, L->W, L->b}, .n_in = {B * IN, OUT * IN, OUT},
+                   .objective = linear_obj, .backward = linear_bwd};
+}
+
+static void test_linear(void **s)
+{
+    (void)s;
+    linear_case L;
+    linear_setup(&L, 1, 11);
+    check_kernel(&L.k);
+    linear_setup(&L, 0, 12);
+    check_kernel(&L.k);
+    /* the forward itself: y = x W^T + b in double */
+    linear_setup(&L, 1, 13);
+    linear_obj(&L.k);
+    for (int r = 0; r < B; r++)
+        for (int o = 0; o < OUT; o++) {
+            double v = L.b[o];
+            for (int i = 0; i < IN; i++) v += (double)L.x[r * IN + i] * L.W[o * IN + i];
+            assert_true(fabs(L.y[r * OUT + o] - v) < 1e-5);
+        }
+}
+
+/* ---- gated ----------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    kcase k;
+    float x[B * IN], Wh[OUT * IN], bh[OUT], Wg[OUT * IN], bg[OUT];
+    float y[B * OUT], h[B * OUT], g[B * OUT], c[B * OUT], scratch[2 * B * OUT];
+} gated_case;
+
+static double gated_obj(kcase *k)
+{
+    gated_case *G = (gated_case *)k;
+    gated_forward(G->y, G->h, G->g, G->x, G->Wh, G->bh, G->Wg, G->bg, B, IN, OUT);
+    return dot_c(G->c, G->y, B * OUT);
+}
+static void gated_bwd(kcase *k, float **d)
+{
+    gated_case *G = (gated_case *)k;
+    gated_obj(k);
+    gated_backward(d[0], d[1], d[2], d[3], d[4], G->c, G->x, G->h, G->g, G->Wh, G->Wg, B, IN, OUT, G->scratch);
+}
+
+static void test_gated(void **s)
+{
+    (void)s;
+    gated_case G;
+    memset(&G, 0, sizeof G);
+    lcg r = {21};
+    fill(&r, G.x, B * IN, -1, 1);
+    fill(&r, G.Wh, OUT * IN, -1, 1);
+    fill(&r, G.bh, OUT, -1, 1);
+    fill(&r, G.Wg, OUT * IN, -1, 1);
+    fill(&r, G.bg, OUT, -1, 1);
+    fill(&r, G.c, B * OUT, -1, 1);
+    G.k = (kcase){.name = "gated", .nin = 5, .in_name = {"x", "Wh", "bh", "Wg", "bg"},
+                  .in = {G.x, G.Wh, G.bh, G.Wg, G.bg}, .n_in = {B * IN, OUT * IN, OUT, OUT * IN, OUT},
+                  .objective = gated_obj, .backward = gated_bwd};
+    check_kernel(&G.k);
+    /* the forward itself: (x Wh^T + bh) * sigmoid(x Wg^T + bg) */
+    gated_obj(&G.k);
+    for (int rr = 0; rr < B; rr++)
+        for (int o = 0; o < OUT; o++) {
+            double hv = G.bh[o], gv = G.bg[o];
+            for (int i = 0; i < IN; i++) {
+                hv += (double)G.x[rr * IN + i] * G.Wh[o * IN + i];
+                gv += (double)G.x[rr * IN + i] * G.Wg[o * IN + i];
+            }
+            assert_true(fabs(G.y[rr * OUT + o] - hv / (1.0 + exp(-gv))) < 1e-5);
+        }
+}
+
+/* ---- hardtanh -------------------------------------------------------------------------------------------- */
+
+enum { NH = B * OUT };
+static const float HT_LO = -0.7f, HT_HI = 0.9f;
+
+typedef struct {
+    kcase k;
+    float x[NH], y[NH], c[NH];
+} hardtanh_case;
+
+static double hardtanh_obj(kcase *k)
+{
+    hardtanh_case *T = (hardtanh_case *)k;
+    hardtanh_forward(T->y, T->x, NH, HT_LO, HT_HI);
+    return dot_c(T->c, T->y, NH);
+}
+static void hardtanh_bwd(kcase *k, float **d)
+{
+    hardtanh_case *T = (hardtanh_case *)k;
+    hardtanh_backward(d[0], T->c, T->x, NH, HT_LO, HT_HI);
+}
+
+static void test_hardtanh(void **s)
+{
+    (void)s;
+    hardtanh_case T;
+    memset(&T, 0, sizeof T);
+    lcg r = {31};
+    int below = 0, inside = 0, above = 0;
+    for (int i = 0; i < NH; i++) { /* on all three pieces, at least 0.05 from either kink */
+        float v;
+        do v = lcg_range(&r, -2, 2);
+        while (fabsf(v - HT_LO) <= 0.05f || fabsf(v - HT_HI) <= 0.05f);
+        T.x[i] = v;
+        below += v < HT_LO;
+        above += v > HT_HI;
+        inside += v > HT_LO && v < HT_HI;
+    }
+    assert_true(below > 0 && inside > 0 && above > 0);
+    fill(&r, T.c, NH, -1, 1);
+    T.k = (kcase){.name = "hardtanh", .nin = 1, .in_name = {"x"}, .in = {T.x}, .n_in = {NH},
+                  .objective = hardtanh_obj, .backward = hardtanh_bwd};
+    check_kernel(&T.k);
+}
+
+/* ---- reparam --------------------------------------------------------------------------------------------- */
+
+enum { NZ = B * Z };
+
+typedef struct {
+    kcase k;
+    float mean[NZ], logvar[NZ], eps[NZ], z[NZ], c[NZ];
+} reparam_case;
+
+static double reparam_obj(kcase *k)
+{
+    reparam_case *P = (reparam_case *)k;
+    reparam_forward(P->z, P->mean, P->logvar, P->eps, NZ);
+    return dot_c(P->c, P->z, NZ);
+}
+static void reparam_bwd(kcase *k, float **d)
+{
+    reparam_case *P = (reparam_case *)k;
+    reparam_backward(d[0], d[1], P->c, P->logvar, P->eps, NZ);
+}
+
+static void test_reparam(void **s)
+{
+    (void)s;
+    reparam_case P;
+    memset(&P, 0, sizeof P);
+    lcg r = {41};
+    fill(&r, P.mean, NZ, -1, 1);
+    fill(&r, P.logvar, NZ, -1.5, 1.5);
+    fill(&r, P.eps, NZ, -2, 2);
+    fill(&r, P.c, NZ, -1, 1);
+    P.k = (kcase){.name = "reparam", .nin = 2, .in_name = {"mean", "logvar"}, .in = {P.mean, P.logvar},
+                  .n_in = {NZ, NZ}, .objective = reparam_obj, .backward = reparam_bwd};
+    check_kernel(&P.k);
+}
+
+/* ---- log_normal ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    kcase k;
+    float z[NZ], mean[NZ], logvar[NZ]; /* (B,Z) */
+    float out[B], w[B];
+    int standard; /* mean = logvar = NULL */
+} lognormal_case;
+
+static double lognormal_obj(kcase *k)
+{
+    lognormal_case *L = (lognormal_case *)k;
+    log_normal_forward(L->out, L->z, L->standard ? NULL : L->mean, L->standard ? NULL : L->logvar, B, Z);
+    return dot_c(L->w, L->out, B);
+}
+static void lognormal_bwd(kcase *k, float **d)
+{
+    lognormal_case *L = (lognormal_case *)k;
+    if (L->standard) log_normal_backward(d[0], NULL, NULL, L->w, L->z, NULL, NULL, B, Z);
+    else log_normal_backward(d[0], d[1], d[2], L->w, L->z, L->mean, L->logvar, B, Z);
+}
+
+static void lognormal_setup(lognormal_case *L, int standard, uint64_t seed)
+{
+    memset(L, 0, sizeof *L);
+    lcg r = {seed};
+    fill(&r, L->z, NZ, -1.5, 1.5);
+    fill(&r, L->mean, NZ, -1, 1);
+    fill(&r, L->logvar, NZ, -1, 1);
+    fill(&r, L->w, B, -1, 1);
+    L->standard = standard;
+    L->k = (kcase){.name = standard ? "log_normal (standard)" : "log_normal", .nin = standard ? 1 : 3,
+                   .in_name = {"z", "mean", "logvar"}, .in = {L->z, L->mean, L->logvar}, .n_in = {NZ, NZ, NZ},
+                   .objective = lognormal_obj, .backward = lognormal_bwd};
+}
+
+static void test_log_normal(void **s)
+{
+    (void)s;
+    lognormal_case L;
+    for (int standard = 0; standard < 2; standard++) {
+        lognormal_setup(&L, standard, 51 + standard);
+        check_kernel(&L.k);
+        /* the forward itself, with the full normalisation */
+        lognormal_obj(&L.k);
+        for (int r = 0; r < B; r++) {
+            double v = 0.0;
+            for (int j = 0; j < Z; j++) {
+                int i = r * Z + j;
+                double m = standard ? 0.0 : L.mean[i], lv = standard ? 0.0 : L.logvar[i], d = L.z[i] - m;
+                v += -0.5 * (log(2.0 * M_PI) + lv + d * d * exp(-lv));
+            }
+            assert_true(fabs(L.out[r] - v) < 1e-5 * fmax(1.0, fabs(v)));
+        }
+    }
+}
+
+/* ---- mixture_log_prob ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    kcase k;
+    float z[B * Z], pm[K * Z], plv[K * Z];
+    float logp[B], resp[B * K], w[B];
+} mixture_case;
+
+static double mixture_obj(kcase *k)
+{
+    mixture_case *M = (mixture_case *)k;
+    mixture_log_prob_forward(M->logp, M->resp, M->z, M->pm, M->plv, B, K, Z);
+    return dot_c(M->w, M->logp, B);
+}
+static void mixture_bwd(kcase *k, float **d)
+{
+    mixture_case *M = (mixture_case *)k;
+    mixture_obj(k);
+    mixture_log_prob_backward(d[0], d[1], d[2], M->w, M->z, M->pm, M->plv, M->resp, B, K, Z);
+}
+
+/* log 1/K sum_k N(z_b; pm_k, exp(plv_k)) and the responsibilities in double, straight from the definition
+ * (max-shifted so that the far-away case below stays finite). */
+static double mixture_ref(const mixture_case *M, int b, double *resp)
+{
+    double lk[K], amax = -INFINITY, sum = 0.0;
+    for (int k = 0; k < K; k++) {
+        lk[k] = 0.0;
+        for (int j = 0; j < Z; j++) {
+            double d = (double)M->z[b * Z + j] - M->pm[k * Z + j], lv = M->plv[k * Z + j];
+            lk[k] += -0.5 * (log(2.0 * M_PI) + lv + d * d * exp(-lv));
+        }
+        amax = fmax(amax, lk[k]);
+    }
+    for (int k = 0; k < K; k++) sum += exp(lk[k] - amax);
+    for (int k = 0; k < K; k++) resp[k] = exp(lk[k] - amax) / sum;
+    return amax + log(sum) - log((double)K);
+}
+
+static void test_mixture(void **s)
+{
+    (void)s;
+    mixture_case M;
+    memset(&M, 0, sizeof M);
+    lcg r = {61};
+    fill(&r, M.z, B * Z, -1.5, 1.5);
+    fill(&r, M.pm, K * Z, -1, 1);
+    fill(&r, M.plv, K * Z, -1, 1);
+    fill(&r, M.w, B, -1, 1);
+    M.k = (kcase){.name = "mixture_log_prob", .nin = 3, .in_name = {"z", "pm", "plv"},
+                  .in = {M.z, M.pm, M.plv}, .n_in = {B * Z, K * Z, K * Z}, .objective = mixture_obj,
+                  .backward = mixture_bwd};
+    check_kernel(&M.k);
+
+    /* forward value and responsibilities against the definition */
+    mixture_obj(&M.k);
+    for (int b = 0; b < B; b++) {
+        double resp[K], v = mixture_ref(&M, b, resp);
+        assert_true(fabs(M.logp[b] - v) < 1e-5 * fmax(1.0, fabs(v)));
+        for (int k = 0; k < K; k++) assert_true(fabs(M.resp[b * K + k] - resp[k]) < 1e-5);
+    }
+
+    /* z far from every component (log-densities around -1e4): the max shift keeps value and gradient finite */
+    for (int i = 0; i < B * Z; i++) M.z[i] += 60.0f;
+    float **g = alloc_grads(&M.k);
+    mixture_bwd(&M.k, g);
+    for (int b = 0; b < B; b++) {
+        double resp[K], v = mixture_ref(&M, b, resp);
+        assert_true(v < -1e3);
+        assert_true(isfinite(M.logp[b]) && fabs(M.logp[b] - v) < 1e-5 * fabs(v));
+    }
+    for (int j = 0; j < M.k.nin; j++)
+        for (size_t i = 0; i < M.k.n_in[j]; i++) assert_true(isfinite(g[j][i]));
+    free_grads(&M.k, g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear),     cmocka_unit_test(test_gated),      cmocka_unit_test(test_hardtanh),
+        cmocka_unit_test(test_reparam),    cmocka_unit_test(test_log_normal), cmocka_unit_test(test_mixture),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
