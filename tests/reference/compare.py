@@ -1,10 +1,24 @@
 #!/usr/bin/python3
 """Checks a parity_dump file against the PyTorch reference (tests/reference/vamp_ref.py).
 
-usage: compare.py DUMP.h5
-Loads the C model's parameters into the reference model (every name must match), runs it on the same batch
-and noise, and compares the loss (relative 1e-5), the per-row terms (1e-5 of their largest value) and every
-gradient tensor (||g_c - g_t|| <= 1e-3 ||g_t||). Prints one line per tensor; exits 1 on any failure.
+usage: compare.py DUMP.h5 [--float32 | --float64] [--require-clamps]
+Loads the C model's parameters into the reference model (names and shapes must match both ways, and /grads
+must hold exactly the same names), runs it on the dumped batch, noise and beta, and checks, with the reference
+t = the float64 evaluation and a = |t32 - t|, the float32 reference's own rounding error:
+  loss:           |loss_c - t| <= 1e-5 |t| + a
+  re, kl per row: max |c - t| <= 1e-5 max |t| + max a
+  every gradient: ||g_c - t|| <= 1e-4 ||t|| + ||a||  (||g_c|| <= 1e-6 where ||t|| = 0)
+That is: the C code must be as close to the exact answer as a float32 torch evaluation of the same formulas,
+plus the stated tolerance. Neither reading alone is fair to float32 C: the logistic likelihood's naive
+sigmoid difference loses up to 5% of some gradients in float32 torch once log-scales reach -4.5 (the C code is
+within 1e-6 of float64 there), while the Bernoulli log(1 - p) near p = 1 - 1e-5 loses ~1e-3 nats in any
+float32 evaluation, torch's and the C code's alike.
+--float32 / --float64: compare against that one evaluation only, with the bare tolerances (diagnostics).
+--require-clamps: also fail unless every clamp of the model (hardtanh of the log-variances, of the
+                  pseudo-inputs, the clamps of the Bernoulli / logistic means) is active on both sides for at
+                  least one element: a gradient test that never saturates a clamp cannot see its mask.
+Prints a table (name, shape, |t|, worst |diff|, relative error, allowance) and a last summary line; exits 1 on
+any failure, 2 on an unreadable dump.
 """
 import os
 import sys
@@ -14,57 +28,143 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vamp_ref import Model  # noqa: E402
+from vamp_ref import Model, check_names, step  # noqa: E402
+
+# 1e-4, not 1e-3: against float64 the C gradients agree to ~3e-6 in every configuration, and a leak through
+# the logistic mean's clamp (a gradient scaled by p(1-p) <= 1/512) moves p_x_mean.linear by only 1.4e-4.
+GRAD_RTOL = 1e-4
+ATTRS = ("loss", "beta", "model", "likelihood", "prior", "D", "H", "Z1", "Z2", "K", "B")
 
 
-def main(path):
-    f = h5py.File(path, "r")
+def run_reference(f, s, dtype):
+    """Reference loss/re/kl/grads on the dump's inputs, and the clamps' saturation counts {name: (lo, hi)}."""
     a = f.attrs
-    s = lambda k: a[k].decode() if isinstance(a[k], bytes) else str(a[k])
     model = Model(s("model"), s("likelihood"), s("prior"), int(a["D"]), int(a["H"]), int(a["Z1"]), int(a["Z2"]),
                   int(a["K"]))
-    state = {k: torch.from_numpy(np.array(v)) for k, v in f["params"].items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    fails = 0
-    if missing or unexpected:
-        print(f"FAIL names: missing in the C file {missing}, unknown to the reference {unexpected}")
-        return 1
-    x = torch.from_numpy(np.array(f["x"]))
-    eps_top = torch.from_numpy(np.array(f["eps_top"]))
-    eps1 = torch.from_numpy(np.array(f["eps1"])) if "eps1" in f else None
-    beta = float(a["beta"])
-    re, kl = model.loss_terms(x, eps_top, eps1)
-    loss = torch.mean(re + beta * kl)
-    loss.backward()
+    if dtype == torch.float64:
+        model.double()
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            p.copy_(torch.as_tensor(np.array(f["params"][k]), dtype=dtype))
+    inputs = {}  # module name -> list of pre-activation tensors, one per call
 
-    tag = f"{s('model')}/{s('likelihood')}/{s('prior')}"
+    def record(name):
+        return lambda mod, inp, out: inputs.setdefault(name, []).append(inp[0].detach())
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, (torch.nn.Hardtanh, torch.nn.Sigmoid)):
+            mod.register_forward_hook(record(name))
+    eps1 = np.array(f["eps1"]) if "eps1" in f else None
+    loss, re, kl, grads = step(model, np.array(f["x"]), np.array(f["eps_top"]), eps1, float(a["beta"]))
+
+    clamps = {}
+    for name, mod in model.named_modules():
+        if name not in inputs:
+            continue
+        v = torch.cat([t.reshape(-1) for t in inputs[name]])
+        if isinstance(mod, torch.nn.Hardtanh):
+            clamps[f"{name}[{mod.min_val:g},{mod.max_val:g}]"] = (int((v <= mod.min_val).sum()),
+                                                                  int((v >= mod.max_val).sum()))
+        else:  # the sigmoid of p_x_mean: then the likelihood's clamp
+            p = torch.sigmoid(v)
+            lo = 1e-5 if s("likelihood") == "bernoulli" else 1.0 / 512.0
+            clamps[f"x_mean clamp[{lo:g},1-{lo:g}]"] = (int((p <= lo).sum()), int((p >= 1.0 - lo).sum()))
+    return loss, re, kl, grads, clamps
+
+
+def main(argv):
+    path = argv[1]
+    require_clamps = "--require-clamps" in argv
+    mode = "float32" if "--float32" in argv else "float64" if "--float64" in argv else "both"
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        print(f"FAIL cannot open {path}: {e}")
+        return 2
+    a = f.attrs
+    absent = [k for k in ATTRS if k not in a] + [g for g in ("params", "grads", "x", "eps_top", "re", "kl")
+                                                 if g not in f]
+    if absent:
+        print(f"FAIL {path}: missing attributes/datasets {absent}")
+        return 2
+    s = lambda k: a[k].decode() if isinstance(a[k], bytes) else str(a[k])
+    tag = f"{s('model')}/{s('likelihood')}/{s('prior')} B={int(a['B'])}"
+    if (s("model") == "hvae") != ("eps1" in f):
+        print(f"FAIL {tag}: /eps1 must be present exactly for hvae")
+        return 1
+
+    probe = Model(s("model"), s("likelihood"), s("prior"), int(a["D"]), int(a["H"]), int(a["Z1"]), int(a["Z2"]),
+                  int(a["K"]))
+    fails = 0
+    for group in ("params", "grads"):
+        missing, unexpected, shapes = check_names(probe, {k: f[group][k] for k in f[group]})
+        for k in missing:
+            print(f"FAIL {tag}: /{group}/{k} missing in the C dump (the reference has it)")
+        for k in unexpected:
+            print(f"FAIL {tag}: /{group}/{k} in the C dump is unknown to the reference")
+        for k, got, want in shapes:
+            print(f"FAIL {tag}: /{group}/{k} has shape {got}, the reference {want}")
+        fails += len(missing) + len(unexpected) + len(shapes)
+    if fails:
+        return 1
+
+    if mode == "float32":
+        loss, re, kl, grads, clamps = run_reference(f, s, torch.float32)
+    else:
+        loss, re, kl, grads, clamps = run_reference(f, s, torch.float64)
+    if mode == "both":  # the float32 evaluation's distance from float64: the allowance
+        l32, re32, kl32, g32, _ = run_reference(f, s, torch.float32)
+        al_loss, al_re, al_kl = abs(l32 - loss), float(np.max(np.abs(re32 - re))), float(np.max(np.abs(kl32 - kl)))
+        al_g = {k: float(np.linalg.norm(g32[k].astype(np.float64) - grads[k])) for k in grads}
+    else:
+        al_loss = al_re = al_kl = 0.0
+        al_g = {k: 0.0 for k in grads}
+
+    ref = {"float32": "torch float32", "float64": "torch float64", "both": "torch float64 (+ float32 spread)"}[mode]
+    print(f"{tag}: C (float32) against {ref}")
+    print(f"  {'tensor':<28} {'shape':<9} {'|ref|':>10} {'max|diff|':>10} {'rel':>9} {'allow':>9}  ok")
+
+    def row(name, shape, nref, maxd, rel, allow, ok):
+        print(f"  {name:<28} {shape:<9} {nref:10.4g} {maxd:10.3g} {rel:9.2e} {allow:9.2e}  {'ok' if ok else 'FAIL'}")
+
     c_loss = float(a["loss"])
-    rel = abs(c_loss - loss.item()) / abs(loss.item())
-    ok = rel <= 1e-5
+    d = abs(c_loss - loss)
+    ok = d <= 1e-5 * abs(loss) + al_loss
     fails += not ok
-    print(f"{'ok  ' if ok else 'FAIL'} {tag} loss C {c_loss:.7f} torch {loss.item():.7f} rel {rel:.2e}")
-    for name, t in (("re", re), ("kl", kl)):
-        c = np.array(f[name])
-        d = np.max(np.abs(c - t.detach().numpy()))
-        tol = 1e-5 * max(1.0, float(np.max(np.abs(t.detach().numpy()))))
-        fails += d > tol
-        if d > tol:
-            print(f"FAIL {tag} per-row {name}: max |diff| {d:.3g} > {tol:.3g}")
+    row("loss", "()", abs(loss), d, d / abs(loss), al_loss / abs(loss), ok)
+    for name, t, al in (("re", re, al_re), ("kl", kl, al_kl)):
+        c = np.array(f[name], np.float64)
+        scale = float(np.max(np.abs(t)))
+        d = float(np.max(np.abs(c - t))) if c.shape == t.shape else float("inf")
+        ok = d <= 1e-5 * scale + al
+        fails += not ok
+        row(f"{name} (per row)", str(c.shape), scale, d, d / scale if scale else d, al / scale if scale else al, ok)
+
     worst = (0.0, "")
-    for name, p in model.named_parameters():
-        g_t = p.grad.numpy() if p.grad is not None else np.zeros(p.shape, np.float32)
-        g_c = np.array(f["grads"][name])
+    for name in sorted(grads):
+        g_t = grads[name].astype(np.float64)
+        g_c = np.array(f["grads"][name], np.float64)
         nt = float(np.linalg.norm(g_t))
         d = float(np.linalg.norm(g_c - g_t))
-        r = d / nt if nt > 0 else d
-        bad = (d > 1e-3 * nt) if nt > 0 else (d > 1e-6)
-        fails += bad
-        worst = max(worst, (r, name))
-        if bad:
-            print(f"FAIL {tag} grad {name}: ||diff|| {d:.3g}, ||torch|| {nt:.3g}, rel {r:.2e}")
-    print(f"{'ok  ' if not fails else 'FAIL'} {tag}: {len(state)} gradient tensors, worst rel {worst[0]:.2e} ({worst[1]})")
+        rel = d / nt if nt > 0 else d
+        ok = d <= GRAD_RTOL * nt + al_g[name] if nt > 0 else d <= 1e-6
+        fails += not ok
+        worst = max(worst, (rel, name))
+        row(name, "x".join(map(str, g_t.shape)), nt, float(np.max(np.abs(g_c - g_t))), rel,
+            al_g[name] / nt if nt > 0 else 0.0, ok)
+
+    unsat = [f"{k} {side}" for k, (lo, hi) in clamps.items() for side, n in (("low", lo), ("high", hi)) if n == 0]
+    print("  clamps saturated (low, high): " + ", ".join(f"{k} {lo},{hi}" for k, (lo, hi) in clamps.items()))
+    if require_clamps and unsat:
+        print(f"FAIL {tag}: never saturated, so their gradient masks are untested: {', '.join(unsat)}")
+        fails += 1
+    print(f"{'ok  ' if not fails else 'FAIL'} {tag}: loss rel {abs(c_loss - loss) / abs(loss):.1e}, "
+          f"{len(grads)} gradient tensors, worst rel {worst[0]:.2e} ({worst[1]}), {fails} failure(s)")
     return 1 if fails else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(main(sys.argv))

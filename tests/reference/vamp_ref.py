@@ -6,10 +6,17 @@ load_state_dict(strict=True). Log-densities are fully normalised, like vamp_mpi 
 """
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 LOG2PI = math.log(2.0 * math.pi)
+# The likelihoods' small constants as float32 holds them, so that the float64 mode (model.double(), for
+# diagnostics) computes what a float32 implementation means: float32(1 - 1e-5) is 1 - 1.0014e-5, and once the
+# Bernoulli clamp saturates, log(1 - p) differs by 1e-3 between the two readings.
+P_LO = float(np.float32(1e-5))
+P_HI = float(np.float32(1.0 - 1e-5))
+CDF_EPS = float(np.float32(1e-7))
 
 
 class GatedDense(nn.Module):
@@ -91,7 +98,7 @@ class Model(nn.Module):
             m, lv = self.mog.means, self.mog.logvars
         else:
             # pseudo-inputs u_k = hardtanh(W[:, k]): applying the layer to the identity gives them row-wise
-            u = self.means(torch.eye(self.K))
+            u = self.means(torch.eye(self.K, dtype=self.means.linear.weight.dtype))
             m, lv = self.q_top(u)
         a = log_normal(z.unsqueeze(1), m.unsqueeze(0), lv.unsqueeze(0)) - math.log(self.K)  # (B, K)
         return torch.logsumexp(a, dim=1)
@@ -104,14 +111,14 @@ class Model(nn.Module):
 
     def log_px(self, x, mean, logvar):
         if not self.gray:
-            p = torch.clamp(mean, 1e-5, 1.0 - 1e-5)
+            p = torch.clamp(mean, P_LO, P_HI)
             return torch.sum(x * torch.log(p) + (1.0 - x) * torch.log(1.0 - p), dim=1)
         bin_size = 1.0 / 256.0
         xb = torch.floor(x / bin_size) * bin_size
         scale = torch.exp(logvar)
         cdf_plus = torch.sigmoid((xb + bin_size - mean) / scale)
         cdf_minus = torch.sigmoid((xb - mean) / scale)
-        return torch.sum(torch.log(cdf_plus - cdf_minus + 1e-7), dim=1)
+        return torch.sum(torch.log(cdf_plus - cdf_minus + CDF_EPS), dim=1)
 
     def loss_terms(self, x, eps_top, eps1):
         """Per-row re = -log p(x|z..) and kl = log q(z..|x) - log p(z..)."""
@@ -131,3 +138,42 @@ class Model(nn.Module):
         mean, logvar = self.p_x(h)
         re = -self.log_px(x, mean, logvar)
         return re, kl
+
+
+def check_names(model, arrays):
+    """Problems between the model's parameters and a {name: array} dict, as three lists: names missing from
+    the dict, names the model does not have, and (name, dict shape, model shape) for shape mismatches."""
+    own = dict(model.named_parameters())
+    missing = sorted(set(own) - set(arrays))
+    unexpected = sorted(set(arrays) - set(own))
+    shapes = [(k, tuple(np.shape(arrays[k])), tuple(own[k].shape)) for k in sorted(set(own) & set(arrays))
+              if tuple(np.shape(arrays[k])) != tuple(own[k].shape)]
+    return missing, unexpected, shapes
+
+
+def load_params(model, arrays):
+    """Strict load of {name: array}: every name and shape must match, else ValueError naming them all.
+    Values are converted to the model's dtype (float32, or float64 after model.double())."""
+    missing, unexpected, shapes = check_names(model, arrays)
+    if missing or unexpected or shapes:
+        raise ValueError(f"parameter names/shapes do not match the reference: missing {missing}, "
+                         f"unexpected {unexpected}, shape (given, expected) {shapes}")
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            p.copy_(torch.as_tensor(np.asarray(arrays[k]), dtype=p.dtype))
+
+
+def step(model, x, eps_top, eps1, beta):
+    """One training step's loss = mean_rows(re + beta * kl) and its autograd gradient.
+    x (B,D), eps_top (B,Ztop), eps1 (B,Z1) or None: arrays or tensors, cast to the model's dtype.
+    Returns loss (float), re (B), kl (B) as numpy, and {name: gradient as numpy} for every parameter (zeros
+    where autograd reached none)."""
+    dt = next(model.parameters()).dtype
+    t = lambda a: None if a is None else torch.as_tensor(np.asarray(a), dtype=dt)
+    model.zero_grad(set_to_none=True)
+    re, kl = model.loss_terms(t(x), t(eps_top), t(eps1))
+    loss = torch.mean(re + beta * kl)
+    loss.backward()
+    grads = {k: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().numpy()
+             for k, p in model.named_parameters()}
+    return loss.item(), re.detach().numpy(), kl.detach().numpy(), grads

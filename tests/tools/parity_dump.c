@@ -1,7 +1,9 @@
 /* parity_dump: one training-step gradient of a tiny model, dumped to HDF5 for tests/reference/compare.py.
- * usage: parity_dump OUT.h5 MODEL LIKELIHOOD PRIOR B SEED
- * It computes exactly what a one-rank training step computes (pseudo-input encodings, chunk forward/backward,
- * pseudo-input backward) and writes /params, /grads, /x, /eps_top, /eps1, /re, /kl and the loss. */
+ * usage: parity_dump OUT.h5 vae|hvae bernoulli|logistic256 standard|mog|vampprior|vampprior_data B SEED [CHUNKS]
+ * It computes what a one-rank training step computes (pseudo-input encodings, chunk forward/backward with
+ * scale 1/B, pseudo-input backward), with the batch and the pseudo-inputs cut into CHUNKS pieces (default 1)
+ * as data.stripes cuts them, and writes /params, /grads, /x, /eps_top, /eps1, /re, /kl and the loss.
+ * Not a training run: parameters are the initialisation, pushed so that every clamp saturates somewhere. */
 #include "vamp/check.h"
 #include "vamp/config.h"
 #include "vamp/model.h"
@@ -16,123 +18,224 @@ static void write_ds(hid_t g, const char *name, const float *x, size_t r, size_t
 {
     hsize_t dims[2] = {r, c};
     hid_t sp = H5Screate_simple(c ? 2 : 1, dims, NULL);
+    CHECK_H5(sp);
     hid_t ds = H5Dcreate2(g, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     CHECK_H5(ds);
     CHECK_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
-    H5Dclose(ds);
-    H5Sclose(sp);
+    CHECK_H5(H5Dclose(ds));
+    CHECK_H5(H5Sclose(sp));
 }
 
 static void attr_d(hid_t f, const char *name, double v)
 {
     hid_t sp = H5Screate(H5S_SCALAR);
+    CHECK_H5(sp);
     hid_t a = H5Acreate2(f, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK_H5(a);
     CHECK_H5(H5Awrite(a, H5T_NATIVE_DOUBLE, &v));
-    H5Aclose(a);
-    H5Sclose(sp);
+    CHECK_H5(H5Aclose(a));
+    CHECK_H5(H5Sclose(sp));
 }
 
 static void attr_s(hid_t f, const char *name, const char *v)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
+    CHECK_H5(t);
+    CHECK_H5(H5Tset_size(t, strlen(v) + 1));
     hid_t sp = H5Screate(H5S_SCALAR);
+    CHECK_H5(sp);
     hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK_H5(a);
     CHECK_H5(H5Awrite(a, t, v));
-    H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
+    CHECK_H5(H5Aclose(a));
+    CHECK_H5(H5Sclose(sp));
+    CHECK_H5(H5Tclose(t));
 }
+
+static int lookup(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+static long parse_long(const char *s, long lo, long hi)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*s && !*end && v >= lo && v <= hi) ? v : lo - 1;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Moves the bias of output `unit` of a Linear so that `edge` falls midway between the two middle values of
+ * that unit's pre-activation over the R rows of the last forward pass (pre (R,n)): about half of the rows then
+ * sit on each side of the clamp's edge, well away from it, and the test sees whether the C backward masks
+ * exactly the saturated elements. */
+static void straddle(const vamp_model *m, float *params, vamp_linear lin, int unit, float edge, const float *pre,
+                     int R, int n)
+{
+    float *b = params + m->layout.t[lin.b].offset, v[64];
+    for (int r = 0; r < R; r++) v[r] = pre[(size_t)r * n + unit] - b[unit];
+    qsort(v, (size_t)R, sizeof(float), cmp_float);
+    b[unit] = edge - 0.5f * (v[R / 2 - 1] + v[R / 2]);
+}
+
+/* First element of piece i when n elements are cut into c nearly equal pieces. */
+static int piece(int n, int c, int i) { return (int)((long)n * i / c); }
 
 int main(int argc, char **argv)
 {
-    if (argc != 7) {
-        fprintf(stderr, "usage: parity_dump OUT.h5 vae|hvae bernoulli|logistic256 PRIOR B SEED\n");
-        return 2;
+    static const char *const models[] = {"vae", "hvae"};
+    static const char *const liks[] = {"bernoulli", "logistic256"};
+    static const char *const priors[] = {"standard", "mog", "vampprior", "vampprior_data"};
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: parity_dump OUT.h5 vae|hvae bernoulli|logistic256 "
+                        "standard|mog|vampprior|vampprior_data B SEED [CHUNKS]\n");
+        return VAMP_EXIT_INPUT;
+    }
+    const int model = lookup(argv[2], models, 2), lik = lookup(argv[3], liks, 2), prior = lookup(argv[4], priors, 4);
+    const long B = parse_long(argv[5], 2, 64), seed = parse_long(argv[6], 0, 1L << 40);
+    const long chunks = argc == 8 ? parse_long(argv[7], 1, 64) : 1;
+    const int K = 6; /* prior components */
+    if (model < 0 || lik < 0 || prior < 0 || B < 2 || seed < 0 || chunks < 1 || chunks > B ||
+        (prior >= PRIOR_VAMPPRIOR && chunks > K)) {
+        fprintf(stderr, "parity_dump: bad argument (model %s, likelihood %s, prior %s, B %s, SEED %s%s%s): 2 <= B <= 64, "
+                        "SEED >= 0, 1 <= CHUNKS <= B (and <= %d for a vampprior)\n",
+                argv[2], argv[3], argv[4], argv[5], argv[6], argc == 8 ? ", CHUNKS " : "", argc == 8 ? argv[7] : "",
+                K);
+        return VAMP_EXIT_INPUT;
     }
     MPI_Init(&argc, &argv);
     vamp_config c;
     config_defaults(&c);
-    c.model_type = strcmp(argv[2], "hvae") ? MODEL_VAE : MODEL_HVAE;
-    c.likelihood = strcmp(argv[3], "logistic256") ? LIK_BERNOULLI : LIK_LOGISTIC256;
-    const char *priors[] = {"standard", "mog", "vampprior", "vampprior_data"};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(argv[4], priors[i])) c.prior = (vamp_prior_type)i;
+    c.model_type = (vamp_model_type)model;
+    c.likelihood = (vamp_likelihood)lik;
+    c.prior = (vamp_prior_type)prior;
     c.hidden = 16;
     c.z1 = 5;
     c.z2 = 4;
-    c.components = 6;
-    const int B = atoi(argv[5]);
-    const uint64_t seed = strtoull(argv[6], NULL, 10);
-    const size_t D = 12;
-    const float beta = 0.7f;
+    c.components = K;
+    const size_t D = 12; /* a 3x4 image */
+    const float beta = 0.7f; /* not 1: the warm-up factor must scale only the KL */
 
     vamp_model m;
     model_init(&m, &c, D);
     const size_t N = m.layout.total;
     float *params = xmalloc(N * sizeof(float)), *grads = xcalloc(N * sizeof(float));
-    model_init_params(&m, params, seed);
-    if (m.pseudo >= 0) { /* spread the pseudo-inputs over (0,1) so the encoder sees varied inputs */
+    model_init_params(&m, params, (uint64_t)seed);
+    if (m.pseudo >= 0) { /* pseudo-inputs over (-0.25, 1.25): a third of them clamped by the hardtanh */
         float *W = params + m.layout.t[m.pseudo].offset;
         for (size_t i = 0; i < m.layout.t[m.pseudo].size; i++)
-            W[i] = 0.05f + 0.9f * rng_uniform(seed, RNG_PSEUDO, 7, 0, (uint32_t)i);
+            W[i] = -0.25f + 1.5f * rng_uniform((uint64_t)seed, RNG_PSEUDO, 7, 0, (uint32_t)i);
     }
     if (m.mog_logvars >= 0) { /* non-trivial component variances */
         float *lv = params + m.layout.t[m.mog_logvars].offset;
-        for (size_t i = 0; i < m.layout.t[m.mog_logvars].size; i++) lv[i] = 0.5f * rng_normal(seed, RNG_INIT, 9, 0, (uint32_t)i);
+        for (size_t i = 0; i < m.layout.t[m.mog_logvars].size; i++)
+            lv[i] = 0.5f * rng_normal((uint64_t)seed, RNG_INIT, 9, 0, (uint32_t)i);
     }
-    const int Zt = m.Ztop, Z1 = m.Z1, K = m.K;
-    float *x = xmalloc((size_t)B * D * sizeof(float));
-    for (size_t i = 0; i < (size_t)B * D; i++) {
-        float u = rng_uniform(seed, RNG_BINARIZE, 1, 0, (uint32_t)i);
-        x[i] = m.gray ? (float)(int)(u * 256.0f) / 255.0f : (u < 0.4f ? 1.0f : 0.0f);
-        if (x[i] > 1.0f) x[i] = 1.0f;
+    const int Zt = m.Ztop, Z1 = m.Z1, R = (int)B, C = (int)chunks;
+    float *x = xmalloc((size_t)R * D * sizeof(float));
+    for (size_t i = 0; i < (size_t)R * D; i++) {
+        float u = rng_uniform((uint64_t)seed, RNG_BINARIZE, 1, 0, (uint32_t)i);
+        x[i] = m.gray ? (float)(int)(u * 255.999f) / 255.0f : (u < 0.4f ? 1.0f : 0.0f); /* k/255 or 0/1 */
     }
-    float *eps_top = xmalloc((size_t)B * Zt * sizeof(float));
-    float *eps1 = xmalloc((size_t)B * (Z1 ? Z1 : 1) * sizeof(float));
-    rng_normal_fill(eps_top, (size_t)B * Zt, seed, RNG_EPS_TRAIN, 0, 0, 0);
-    if (Z1) rng_normal_fill(eps1, (size_t)B * Z1, seed, RNG_EPS_TRAIN, 0, 1, 0);
+    float *eps_top = xmalloc((size_t)R * Zt * sizeof(float));
+    float *eps1 = Z1 ? xmalloc((size_t)R * Z1 * sizeof(float)) : NULL;
+    rng_normal_fill(eps_top, (size_t)R * Zt, (uint64_t)seed, RNG_EPS_TRAIN, 0, 0, 0);
+    if (Z1) rng_normal_fill(eps1, (size_t)R * Z1, (uint64_t)seed, RNG_EPS_TRAIN, 0, 1, 0);
 
+    { /* put both edges of every clamp inside the data, layer by layer (each stage changes the next's input) */
+        vamp_acts cal;
+        acts_init(&cal, &m, R);
+        /* the clamps' inputs do not depend on the prior: any valid components will do */
+        float *noprior = m.K ? xcalloc((size_t)m.K * Zt * sizeof(float)) : NULL;
+        const float edge = m.gray ? 6.2383246f : 11.512915f; /* logit(1 - 1/512) logistic, logit(1 - 1e-5) Bernoulli */
+        model_encode(&m, &cal, params, x, R);
+        straddle(&m, params, m.enc.logvar, 0, -6.0f, cal.enc.lv_pre, R, Zt);
+        straddle(&m, params, m.enc.logvar, 1, 2.0f, cal.enc.lv_pre, R, Zt);
+        if (m.hvae) {
+            model_forward(&m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
+            straddle(&m, params, m.q1_logvar, 0, -6.0f, cal.q1_lv_pre, R, Z1);
+            straddle(&m, params, m.q1_logvar, 1, 2.0f, cal.q1_lv_pre, R, Z1);
+            straddle(&m, params, m.pz1_logvar, 0, -6.0f, cal.pz1_lv_pre, R, Z1);
+            straddle(&m, params, m.pz1_logvar, 1, 2.0f, cal.pz1_lv_pre, R, Z1);
+        }
+        model_forward(&m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
+        straddle(&m, params, m.px_mean, 2, -edge, cal.x_pre, R, (int)D);
+        straddle(&m, params, m.px_mean, 3, edge, cal.x_pre, R, (int)D);
+        if (m.gray) {
+            straddle(&m, params, m.px_logvar, 0, -4.5f, cal.xlv_pre, R, (int)D);
+            straddle(&m, params, m.px_logvar, 1, 0.0f, cal.xlv_pre, R, (int)D);
+        }
+        acts_free(&cal);
+        free(noprior);
+    }
+
+    /* prior components (K,Ztop) and their gradient, wired as trainer_step wires them */
     float *pm = NULL, *plv = NULL, *dpm = NULL, *dplv = NULL;
-    vamp_enc_acts pa;
+    vamp_enc_acts *pa = NULL; /* one per pseudo-input piece */
     if (m.pseudo >= 0) {
         pm = xmalloc((size_t)K * Zt * sizeof(float));
         plv = xmalloc((size_t)K * Zt * sizeof(float));
         dpm = xcalloc((size_t)K * Zt * sizeof(float));
         dplv = xcalloc((size_t)K * Zt * sizeof(float));
-        enc_acts_init(&pa, &m, K, 1);
-        model_pseudo_forward(&m, &pa, params, 0, K, pm, plv);
+        pa = xmalloc((size_t)C * sizeof *pa);
+        for (int i = 0; i < C; i++) {
+            int k0 = piece(K, C, i), k1 = piece(K, C, i + 1);
+            enc_acts_init(&pa[i], &m, k1 - k0, 1);
+            model_pseudo_forward(&m, &pa[i], params, k0, k1, pm + (size_t)k0 * Zt, plv + (size_t)k0 * Zt);
+        }
     } else if (m.mog_means >= 0) {
         pm = params + m.layout.t[m.mog_means].offset;
         plv = params + m.layout.t[m.mog_logvars].offset;
         dpm = grads + m.layout.t[m.mog_means].offset;
         dplv = grads + m.layout.t[m.mog_logvars].offset;
     }
-    vamp_acts a;
-    acts_init(&a, &m, B);
-    double sum = model_forward(&m, &a, params, x, eps_top, eps1, B, pm, plv, beta);
-    model_backward(&m, &a, params, grads, dpm, dplv, pm, plv, B, beta, 1.0f / B);
-    if (m.pseudo >= 0) model_pseudo_backward(&m, &pa, params, grads, 0, K, dpm, dplv);
 
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    float *re = xmalloc((size_t)R * sizeof(float)), *kl = xmalloc((size_t)R * sizeof(float));
+    vamp_acts a;
+    acts_init(&a, &m, (R + C - 1) / C); /* the largest piece */
+    double sum = 0.0;
+    for (int i = 0; i < C; i++) {
+        const int r0 = piece(R, C, i), n = piece(R, C, i + 1) - r0;
+        sum += model_forward(&m, &a, params, x + (size_t)r0 * D, eps_top + (size_t)r0 * Zt,
+                             Z1 ? eps1 + (size_t)r0 * Z1 : NULL, n, pm, plv, beta);
+        model_backward(&m, &a, params, grads, dpm, dplv, pm, plv, n, beta, 1.0f / (float)R);
+        memcpy(re + r0, a.re, (size_t)n * sizeof(float));
+        memcpy(kl + r0, a.kl, (size_t)n * sizeof(float));
+    }
+    if (m.pseudo >= 0)
+        for (int i = 0; i < C; i++) {
+            int k0 = piece(K, C, i), k1 = piece(K, C, i + 1);
+            model_pseudo_backward(&m, &pa[i], params, grads, k0, k1, dpm + (size_t)k0 * Zt, dplv + (size_t)k0 * Zt);
+        }
+
+    vamp_h5_quiet();
     hid_t f = H5Fcreate(argv[1], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     CHECK_H5(f);
     hid_t gp = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK_H5(gp);
     hid_t gg = H5Gcreate2(f, "grads", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK_H5(gg);
     for (int i = 0; i < m.layout.n; i++) {
         const vamp_tensor *t = &m.layout.t[i];
         size_t cols = t->ndim == 2 ? t->shape[1] : 0;
         write_ds(gp, t->name, params + t->offset, t->shape[0], cols);
         write_ds(gg, t->name, grads + t->offset, t->shape[0], cols);
     }
-    H5Gclose(gp);
-    H5Gclose(gg);
-    write_ds(f, "x", x, (size_t)B, D);
-    write_ds(f, "eps_top", eps_top, (size_t)B, (size_t)Zt);
-    if (Z1) write_ds(f, "eps1", eps1, (size_t)B, (size_t)Z1);
-    write_ds(f, "re", a.re, (size_t)B, 0);
-    write_ds(f, "kl", a.kl, (size_t)B, 0);
-    attr_d(f, "loss", sum / B);
+    CHECK_H5(H5Gclose(gp));
+    CHECK_H5(H5Gclose(gg));
+    write_ds(f, "x", x, (size_t)R, D);
+    write_ds(f, "eps_top", eps_top, (size_t)R, (size_t)Zt);
+    if (Z1) write_ds(f, "eps1", eps1, (size_t)R, (size_t)Z1);
+    write_ds(f, "re", re, (size_t)R, 0);
+    write_ds(f, "kl", kl, (size_t)R, 0);
+    attr_d(f, "loss", sum / R);
     attr_d(f, "beta", beta);
     attr_s(f, "model", argv[2]);
     attr_s(f, "likelihood", argv[3]);
@@ -141,9 +244,27 @@ int main(int argc, char **argv)
     attr_d(f, "H", c.hidden);
     attr_d(f, "Z1", c.z1);
     attr_d(f, "Z2", c.z2);
-    attr_d(f, "K", c.components);
-    attr_d(f, "B", B);
+    attr_d(f, "K", K);
+    attr_d(f, "B", R);
+    attr_d(f, "chunks", C);
     CHECK_H5(H5Fclose(f));
+
+    acts_free(&a);
+    if (pa) {
+        for (int i = 0; i < C; i++) enc_acts_free(&pa[i]);
+        free(pa);
+        free(pm);
+        free(plv);
+        free(dpm);
+        free(dplv);
+    }
+    free(re);
+    free(kl);
+    free(eps1);
+    free(eps_top);
+    free(x);
+    free(grads);
+    free(params);
     MPI_Finalize();
     return 0;
 }
