@@ -1,16 +1,53 @@
-/* Adam / AdamNormGrad over the tensor table (see optim.h); the reference's formula: eps is added to sqrt(v)
- * and the bias corrections fold into the step size. */
+/* Adam / AdamNormGrad over the tensor table (see optim.h), written as the reference's PyTorch code computes it:
+ * eps is added to sqrt(v) and both bias corrections fold into one step size (torch.optim.Adam of 2017; today's
+ * torch.optim.Adam adds eps after dividing by sqrt(1 - beta2^t) instead). Elementwise work is float like the
+ * reference's float32 tensors; the norm and the step size are double. No weight decay, no AMSGrad. */
 #include "vamp/optim.h"
 
 #include <math.h>
+
+/* Element kernels built for AVX2 and the baseline, picked at load time (GCC function multi-versioning); the
+ * same IEEE operations in the same order either way, so the same bits. */
+#define VECTOR_KERNEL __attribute__((target_clones("avx2", "default")))
+
+/* sum of g^2 in double, in LANES interleaved partial sums added in a fixed order: vectorisable, and the
+ * same result on every machine (the order does not depend on the vector width). */
+enum { LANES = 8 };
+VECTOR_KERNEL static double sum_squares(const float *g, size_t n)
+{
+    double part[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) part[k] += (double)g[i + k] * g[i + k];
+    for (; i < n; i++) part[i % LANES] += (double)g[i] * g[i];
+    double ss = 0.0;
+    for (int k = 0; k < LANES; k++) ss += part[k];
+    return ss;
+}
+
+VECTOR_KERNEL static void divide(float *restrict g, size_t n, float den)
+{
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / den;
+}
+
+VECTOR_KERNEL static void adam_update(float *restrict p, const float *restrict g, float *restrict mt,
+                                      float *restrict vt, size_t n, float b1, float c1, float b2, float c2,
+                                      float step_size, float eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        mt[i] = b1 * mt[i] + c1 * g[i];
+        vt[i] = b2 * vt[i] + c2 * g[i] * g[i];
+        p[i] -= step_size * mt[i] / (sqrtf(vt[i]) + eps);
+    }
+}
 
 void adam_init(vamp_adam *o, vamp_optimizer kind, float lr)
 {
     o->kind = kind;
     o->lr = lr;
-    o->beta1 = 0.9f;
-    o->beta2 = 0.999f;
     o->eps = 1e-8f;
+    o->beta1 = 0.9;
+    o->beta2 = 0.999;
     o->step = 0;
 }
 
@@ -19,20 +56,15 @@ void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, 
     o->step++;
     const double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
     const float step_size = (float)(o->lr * sqrt(bc2) / bc1);
-    const float b1 = o->beta1, b2 = o->beta2;
+    /* torch: exp_avg.mul_(beta1).add_(1 - beta1, grad) casts each Python double to float on its own */
+    const float b1 = (float)o->beta1, c1 = (float)(1.0 - o->beta1);
+    const float b2 = (float)o->beta2, c2 = (float)(1.0 - o->beta2);
+    const float eps = o->eps;
     for (int t = 0; t < l->n; t++) {
         const size_t off = l->t[t].offset, n = l->t[t].size;
-        float *g = grads + off, *p = params + off, *mt = m + off, *vt = v + off;
-        if (o->kind == OPT_ADAMNORMGRAD) { /* g / (||g||_2 + 1e-7), per tensor */
-            double ss = 0.0;
-            for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
-            float inv = (float)(1.0 / (sqrt(ss) + 1e-7));
-            for (size_t i = 0; i < n; i++) g[i] *= inv;
-        }
-        for (size_t i = 0; i < n; i++) {
-            mt[i] = b1 * mt[i] + (1.0f - b1) * g[i];
-            vt[i] = b2 * vt[i] + (1.0f - b2) * g[i] * g[i];
-            p[i] -= step_size * mt[i] / (sqrtf(vt[i]) + o->eps);
-        }
+        float *g = grads + off, *p = params + off, *mt = m + off, *vt = v + off; /* (n) each */
+        if (o->kind == OPT_ADAMNORMGRAD) /* grad / (torch.norm(grad, 2) + 1e-7), per tensor */
+            divide(g, n, (float)sqrt(sum_squares(g, n)) + 1e-7f);
+        adam_update(p, g, mt, vt, n, b1, c1, b2, c2, step_size, eps);
     }
 }

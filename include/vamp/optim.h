@@ -9,13 +9,15 @@
 
 typedef struct {
     vamp_optimizer kind;
-    float lr, beta1, beta2, eps;
-    long step; /* steps taken so far */
+    float lr, eps;
+    double beta1, beta2; /* double like the reference's Python floats: 1 - beta and beta^step come from these */
+    long step;           /* steps taken so far */
 } vamp_adam;
 
+/* beta1 0.9, beta2 0.999, eps 1e-8, step 0. */
 void adam_init(vamp_adam *o, vamp_optimizer kind, float lr);
-/* params -= Adam update from grads; m, v are the moment buffers (same layout). grads may be modified
- * (normalised in place). */
+/* Not collective. params -= Adam update from grads; m, v are the moment buffers (same layout); o->step += 1.
+ * grads may be modified (normalised in place). */
 void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, float *m, float *v);
 
 #endif
