@@ -1,5 +1,5 @@
-/* Exact (64-bit fixed point) and fast (float) sums of per-chunk buffers over ranks; see reduce.h.
- * A tensor holding a NaN or Inf in any chunk comes out as NaN everywhere (its scale would be meaningless). */
+/* Exact (fixed point in doubles) and fast (float) sums of per-chunk buffers over ranks; see reduce.h.
+ * The element loops are small kernels that the compiler vectorises (this file is built with -O3). */
 #include "vamp/reduce.h"
 #include "vamp/check.h"
 
@@ -8,29 +8,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t max_count = INT_MAX / 2; /* elements per MPI call */
+/* Elements per MPI call. Module state only so that a test can exercise the split path without 8 GB buffers. */
+static size_t max_count = INT_MAX / 2;
 
 void reducer_set_max_count(size_t n) { max_count = n ? n : INT_MAX / 2; }
+
+/* The element kernels are built twice, for AVX2 and for the baseline, and the loader picks one per machine
+ * (GCC function multi-versioning). Both give the same bits: plain IEEE operations without FMA. */
+#define VECTOR_KERNEL __attribute__((target_clones("avx2", "default")))
+
+enum {
+    BLOCK = 2048,                /* accumulator elements kept in L1 while every local chunk is added into them */
+    INF_BITS = 0x7f800000,       /* |x| bits at or above this: Inf or NaN */
+};
 
 void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, MPI_Comm comm)
 {
     r->comm = comm;
     r->mode = mode;
     r->layout = layout;
-    r->acc = mode == REDUCE_EXACT ? xmalloc(layout->total * sizeof(int64_t)) : NULL;
-    r->maxabs = xmalloc((size_t)layout->n * sizeof(float));
+    r->acc = mode == REDUCE_EXACT ? xmalloc(layout->total * sizeof(double)) : NULL;
+    r->maxbits = xmalloc((size_t)layout->n * sizeof(int32_t));
     r->exps = xmalloc((size_t)layout->n * sizeof(int));
 }
 
 void reducer_free(vamp_reducer *r)
 {
     free(r->acc);
-    free(r->maxabs);
+    free(r->maxbits);
     free(r->exps);
     memset(r, 0, sizeof *r);
 }
 
-static void allreduce_split(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Comm comm)
+/* Collective. In-place MPI_SUM of n elements of `type` (elem bytes each), at most max_count per call. */
+static void allreduce_sum_split(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Comm comm)
 {
     char *p = buf;
     for (size_t done = 0; done < n;) {
@@ -40,77 +51,120 @@ static void allreduce_split(void *buf, size_t n, MPI_Datatype type, size_t elem,
     }
 }
 
-void reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal)
+/* max |x| as IEEE bits: for non-negative floats the bit patterns order like the values, Inf above every finite
+ * value and NaN above Inf, and an integer max vectorises where a float max with NaN rules does not. */
+VECTOR_KERNEL static int32_t max_abs_bits(const float *x, size_t n, int32_t mx)
+{
+    for (size_t i = 0; i < n; i++) {
+        int32_t b;
+        memcpy(&b, x + i, sizeof b);
+        b &= 0x7fffffff;
+        mx = b > mx ? b : mx;
+    }
+    return mx;
+}
+
+/* acc += round(x * scale), half to even. |x * scale| < 2^51 (the caller's scale), so x * scale is exact in
+ * double and adding 1.5 * 2^52 lands in [2^52, 2^53), where doubles are exactly the integers: the add rounds,
+ * the subtraction is exact. Every partial sum stays below 2^51, so the accumulation is exact too. */
+VECTOR_KERNEL static void add_rounded(double *restrict acc, const float *restrict x, size_t n, double scale)
+{
+    const double magic = 0x1.8p52;
+    for (size_t i = 0; i < n; i++) acc[i] += ((double)x[i] * scale + magic) - magic;
+}
+
+VECTOR_KERNEL static void add_floats(float *restrict out, const float *restrict x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] += x[i];
+}
+
+VECTOR_KERNEL static void scale_to_float(float *restrict out, const double *restrict acc, size_t n, double inv)
+{
+    for (size_t i = 0; i < n; i++) out[i] = (float)(acc[i] * inv);
+}
+
+/* Index of the first tensor of out holding a NaN or Inf, or -1. */
+static int first_nonfinite(const vamp_layout *l, const float *out)
+{
+    for (int t = 0; t < l->n; t++)
+        if (max_abs_bits(out + l->t[t].offset, l->t[t].size, 0) >= INF_BITS) return t;
+    return -1;
+}
+
+static int sum_fast(vamp_reducer *r, float *out, float *const *chunks, int nlocal)
 {
     const vamp_layout *l = r->layout;
-    const size_t N = l->total;
-    if (r->mode == REDUCE_FAST) {
-        if (nlocal == 0) memset(out, 0, N * sizeof(float));
-        else memcpy(out, chunks[0], N * sizeof(float));
-        for (int c = 1; c < nlocal; c++)
-            for (size_t i = 0; i < N; i++) out[i] += chunks[c][i];
-        allreduce_split(out, N, MPI_FLOAT, sizeof(float), r->comm);
-        return;
-    }
-    /* 1. per-tensor max |x| over the local chunks, then over all ranks (MPI_MAX is exact) */
+    memset(out, 0, l->total * sizeof(float));
+    for (int c = 0; c < nlocal; c++) add_floats(out, chunks[c], l->total);
+    allreduce_sum_split(out, l->total, MPI_FLOAT, sizeof(float), r->comm);
+    return first_nonfinite(l, out);
+}
+
+int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal)
+{
+    const vamp_layout *l = r->layout;
+    if (nlocal < 0 || nglobal < nlocal || nglobal < 1)
+        vamp_fatal(__FILE__, __LINE__, "reducer_sum", "need 0 <= nlocal <= nglobal, nglobal >= 1 (a caller bug)");
+    if (r->mode == REDUCE_FAST) return sum_fast(r, out, chunks, nlocal);
+
+    /* 1. per-tensor max |x| over the local chunks, then over all ranks (MPI_MAX on the bits is exact) */
     for (int t = 0; t < l->n; t++) {
-        float mx = 0.0f;
-        for (int c = 0; c < nlocal; c++) {
-            const float *x = chunks[c] + l->t[t].offset;
-            for (size_t i = 0; i < l->t[t].size; i++) {
-                float a = fabsf(x[i]);
-                if (!(a <= mx)) mx = isnan(a) ? INFINITY : a; /* NaN and Inf poison the tensor */
-            }
-        }
-        r->maxabs[t] = mx;
+        int32_t mx = 0;
+        for (int c = 0; c < nlocal; c++) mx = max_abs_bits(chunks[c] + l->t[t].offset, l->t[t].size, mx);
+        r->maxbits[t] = mx;
     }
-    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, r->maxabs, l->n, MPI_FLOAT, MPI_MAX, r->comm));
-    /* 2. scale 2^k with |x| 2^k < 2^(62 - h): the sum of nglobal chunks cannot overflow int64 */
+    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, r->maxbits, l->n, MPI_INT32_T, MPI_MAX, r->comm));
+    /* 2. scale 2^k per tensor: max < 2^e, |x| 2^k < 2^(51 - h), so nglobal <= 2^(h-1) terms sum below 2^50 */
     int h = 1;
-    while ((1L << h) < nglobal) h++;
+    while (h < 31 && (1L << h) < nglobal) h++;
     h += 1;
     for (int t = 0; t < l->n; t++) {
-        int e = 0;
-        if (r->maxabs[t] > 0.0f && isfinite(r->maxabs[t])) frexpf(r->maxabs[t], &e);
-        r->exps[t] = 62 - h - e;
+        int biased = r->maxbits[t] >> 23; /* exponent field: max < 2^(biased - 126); subnormals: < 2^-125 too */
+        r->exps[t] = 51 - h - ((biased ? biased : 1) - 126);
     }
-    /* 3. fixed-point sum of the local chunks */
-    memset(r->acc, 0, N * sizeof(int64_t));
+    /* 3. fixed-point sum of the local chunks, one L1-sized block of the accumulator at a time */
+    int bad = -1;
     for (int t = 0; t < l->n; t++) {
-        if (!isfinite(r->maxabs[t])) continue;
+        const size_t off = l->t[t].offset, n = l->t[t].size;
+        double *a = r->acc + off;
+        memset(a, 0, n * sizeof(double));
+        if (r->maxbits[t] == 0 || r->maxbits[t] >= INF_BITS) continue; /* all zero, or poisoned */
         const double scale = ldexp(1.0, r->exps[t]);
-        int64_t *a = r->acc + l->t[t].offset;
-        for (int c = 0; c < nlocal; c++) {
-            const float *x = chunks[c] + l->t[t].offset;
-            for (size_t i = 0; i < l->t[t].size; i++) { /* round half away from zero: one cast, no libm call */
-                double v = (double)x[i] * scale;
-                a[i] += (int64_t)(v + (v >= 0.0 ? 0.5 : -0.5));
-            }
+        for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
+            const size_t len = n - i0 < BLOCK ? n - i0 : BLOCK;
+            for (int c = 0; c < nlocal; c++) add_rounded(a + i0, chunks[c] + off + i0, len, scale);
         }
     }
-    /* 4. integer allreduce: associative, so the same bits for any rank count */
-    allreduce_split(r->acc, N, MPI_INT64_T, sizeof(int64_t), r->comm);
+    /* 4. allreduce of integers held in doubles: every partial sum is exact, so any order gives the same bits */
+    allreduce_sum_split(r->acc, l->total, MPI_DOUBLE, sizeof(double), r->comm);
     for (int t = 0; t < l->n; t++) {
         float *o = out + l->t[t].offset;
-        const int64_t *a = r->acc + l->t[t].offset;
-        if (!isfinite(r->maxabs[t])) {
-            for (size_t i = 0; i < l->t[t].size; i++) o[i] = NAN;
-            continue;
+        const size_t n = l->t[t].size;
+        if (r->maxbits[t] >= INF_BITS) {
+            for (size_t i = 0; i < n; i++) o[i] = NAN;
+            if (bad < 0) bad = t;
+        } else {
+            scale_to_float(o, r->acc + l->t[t].offset, n, ldexp(1.0, -r->exps[t]));
         }
-        const double inv = ldexp(1.0, -r->exps[t]);
-        for (size_t i = 0; i < l->t[t].size; i++) o[i] = (float)((double)a[i] * inv);
     }
+    return bad;
 }
+
+/* Gathered values up to this many doubles stay on the stack: the training step allocates nothing. */
+enum { SCALARS_ON_STACK = 1024 };
 
 void reduce_chunk_scalars(double *out, const double *local, int nlocal, int nvals, MPI_Comm comm)
 {
     int size;
     CHECK_MPI(MPI_Comm_size(comm, &size));
-    size_t n = (size_t)nlocal * nvals;
-    double *all = xmalloc((size_t)size * n * sizeof(double));
+    const size_t n = (size_t)nlocal * (size_t)nvals, total = (size_t)size * n;
+    if (nlocal < 0 || nvals < 0 || n > INT_MAX)
+        vamp_fatal(__FILE__, __LINE__, "reduce_chunk_scalars", "nlocal * nvals must be in [0, INT_MAX]");
+    double stack[SCALARS_ON_STACK];
+    double *all = total <= SCALARS_ON_STACK ? stack : xmalloc(total * sizeof(double)); /* (size * nlocal, nvals) */
     CHECK_MPI(MPI_Allgather(local, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, comm));
     for (int v = 0; v < nvals; v++) out[v] = 0.0;
-    for (size_t c = 0; c < (size_t)size * nlocal; c++) /* global chunk order */
-        for (int v = 0; v < nvals; v++) out[v] += all[c * nvals + v];
-    free(all);
+    for (size_t c = 0; c < (size_t)size * (size_t)nlocal; c++) /* global chunk order, rank 0's first */
+        for (int v = 0; v < nvals; v++) out[v] += all[c * (size_t)nvals + v];
+    if (all != stack) free(all);
 }

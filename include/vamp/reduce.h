@@ -1,8 +1,12 @@
 /* Summing per-chunk contributions over ranks.
- * exact: every chunk (a fixed unit of work whose result does not depend on the rank count) is converted to
- * 64-bit fixed point with a per-tensor power-of-two scale agreed by MPI_MAX over all chunk maxima, summed as
- * integers (associative) and allreduced with MPI_INT64_T/MPI_SUM: the result is the same bits for any number
- * of ranks. fast: local float sum, then one float MPI_Allreduce (order depends on the rank count).
+ * exact: every chunk (a fixed unit of work whose result does not depend on the rank count) is rounded to a
+ * fixed-point grid with a per-tensor power-of-two scale agreed by MPI_MAX over all chunk maxima, summed locally
+ * and allreduced. The grid values are integers held in doubles, kept below 2^51 in magnitude including every
+ * partial sum, so each addition is exact and the order of additions (local or inside MPI_Allreduce) cannot
+ * change the result: the same bits for any number of ranks. (Integers in doubles rather than int64: the float
+ * -> integer rounding and the adds vectorise, and a double MPI_SUM of such integers is exact.) The grid step
+ * is max|x| * 2^-(51 - h) (h = ceil(log2 nglobal) + 1 headroom bits), far below float precision.
+ * fast: local float sum, then one float MPI_Allreduce (order depends on the rank count).
  * It does not know what the buffers mean beyond their layout. */
 #ifndef VAMP_REDUCE_H
 #define VAMP_REDUCE_H
@@ -16,9 +20,10 @@ typedef struct {
     MPI_Comm comm;
     vamp_reduce mode;
     const vamp_layout *layout;
-    int64_t *acc;  /* (layout->total) fixed-point accumulator */
-    float *maxabs; /* (layout->n) per-tensor max |value| */
-    int *exps;     /* (layout->n) per-tensor scale exponent */
+    double *acc;      /* (layout->total) fixed-point accumulator, exact mode */
+    int32_t *maxbits; /* (layout->n) per-tensor max |x| as IEEE bits (ordered like the values; >= Inf bits:
+                         a NaN or Inf somewhere) */
+    int *exps;        /* (layout->n) per-tensor scale exponent */
 } vamp_reducer;
 
 void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, MPI_Comm comm);
@@ -26,8 +31,10 @@ void reducer_free(vamp_reducer *r);
 
 /* Collective. out (layout->total) = sum of all chunks on all ranks. This rank holds chunks[0..nlocal);
  * nglobal is the total number of chunks over all ranks (for headroom). Chunks are not modified.
+ * exact: a tensor holding a NaN or Inf in any chunk comes out as NaN everywhere (its scale would be meaningless).
+ * Returns the index of the first tensor of out that is not finite, or -1: the same on every rank.
  * Counts above INT_MAX are split into several MPI calls. */
-void reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
+int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
 
 /* For tests: split MPI calls at n elements instead of INT_MAX/2 (0 restores the default). */
 void reducer_set_max_count(size_t n);
