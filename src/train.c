@@ -88,9 +88,8 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
                          c->data_path, d->train.n, c->batch_size, t->S, t->rows_per_chunk);
 
     t->npseudo_loc = is_vamp(m) ? t->nloc : 0;
-    int nchunks = t->nloc + t->npseudo_loc;
-    t->chunk_grads = xmalloc((size_t)nchunks * sizeof(float *));
-    for (int i = 0; i < nchunks; i++) t->chunk_grads[i] = xcalloc(N * sizeof(float));
+    t->chunk_grads = xmalloc((size_t)t->nloc * sizeof(float *));
+    for (int i = 0; i < t->nloc; i++) t->chunk_grads[i] = xcalloc(N * sizeof(float));
     reducer_init(&t->red, &m->layout, c->reduce, comm);
 
     const int K = m->K, Zt = m->Ztop;
@@ -142,8 +141,7 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
 
 void trainer_free(vamp_trainer *t)
 {
-    int nchunks = t->nloc + t->npseudo_loc;
-    for (int i = 0; i < nchunks; i++) free(t->chunk_grads[i]);
+    for (int i = 0; i < t->nloc; i++) free(t->chunk_grads[i]);
     free(t->chunk_grads);
     reducer_free(&t->red);
     if (t->chunk_aux) {
@@ -213,7 +211,7 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
 {
     vamp_model *m = &t->model;
     const vamp_split *tr = &t->data->train;
-    const size_t N = m->layout.total, D = m->D;
+    const size_t D = m->D;
     const int R = t->rows_per_chunk, Zt = m->Ztop;
     const float beta = trainer_beta(&t->cfg, epoch);
     const float scale = 1.0f / (float)t->cfg.batch_size;
@@ -246,7 +244,7 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
         fill_eps(t, grow, R, RNG_EPS_TRAIN, (uint32_t)epoch);
 
         float *G = t->chunk_grads[i];
-        memset(G, 0, N * sizeof(float));
+        memset(G, 0, m->layout.total * sizeof(float));
         float *dpm = NULL, *dplv = NULL;
         if (m->prior == PRIOR_MOG) {
             dpm = G + m->layout.t[m->mog_means].offset;
@@ -279,31 +277,20 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
         const float *dpm = t->aux_sum, *dplv = t->aux_sum + t->aux_layout.t[1].offset;
         for (int i = 0; i < t->npseudo_loc; i++) {
             int s = t->stripe_lo + i, k0 = pseudo_start(m->K, t->S, s), k1 = pseudo_start(m->K, t->S, s + 1);
-            float *G = t->chunk_grads[t->nloc + i];
-            memset(G, 0, N * sizeof(float));
-            model_pseudo_backward(m, &t->pseudo_acts[i], t->params, G, k0, k1, dpm + (size_t)k0 * Zt,
+            model_pseudo_backward(m, &t->pseudo_acts[i], t->params, t->chunk_grads[i], k0, k1, dpm + (size_t)k0 * Zt,
                                   dplv + (size_t)k0 * Zt);
         }
         t->t_prior += wall_seconds() - c1;
     }
-    int nglobal = t->S + (is_vamp(m) ? t->S : 0);
     if (t->inject_nan_step > 0 && t->step + 1 == t->inject_nan_step) { /* tests only; once, on every rank */
         if (t->nloc > 0) t->chunk_grads[0][m->layout.t[m->px_mean.b].offset] = NAN;
         t->inject_nan_step = 0;
     }
     c0 = wall_seconds();
-    reducer_sum(&t->red, t->grads, t->chunk_grads, t->nloc + t->npseudo_loc, nglobal);
+    /* the reduced gradient is the same on every rank, so is the verdict on its finiteness */
+    int bad = reducer_sum(&t->red, t->grads, t->chunk_grads, t->nloc, t->S);
     c1 = wall_seconds();
     t->t_reduce += c1 - c0;
-    int bad = -1; /* the reduced gradient is the same on every rank, so is this verdict */
-    for (int k = 0; k < m->layout.n && bad < 0; k++) {
-        const float *g = t->grads + m->layout.t[k].offset;
-        for (size_t i = 0; i < m->layout.t[k].size; i++)
-            if (!isfinite(g[i])) {
-                bad = k;
-                break;
-            }
-    }
     if (bad < 0) {
         adam_step(&t->opt, &m->layout, t->params, t->grads, t->adam_m, t->adam_v);
         t->step++;

@@ -1,8 +1,9 @@
 /* The data-parallel trainer: owns the model replica, the buffers of every role and the per-step work plan.
  * One step = pseudo-input encodings (sharded over ranks, allgathered) -> per-stripe chunk forward/backward ->
  * exact reduction of the prior-component gradient -> pseudo-input backward of this rank's pseudo chunks ->
- * exact (or fast) reduction of all chunk gradients -> Adam. Every chunk is a fixed unit of work (one data
- * stripe's share of the batch, or one pseudo-input chunk), so the same bits come out for any rank count. */
+ * exact (or fast) reduction of all chunk gradients -> Adam. Chunk s is a fixed unit of work: stripe s's share
+ * of the batch and pseudo-input chunk s (always on the same rank), so the same bits come out for any rank
+ * count. */
 #ifndef VAMP_TRAIN_H
 #define VAMP_TRAIN_H
 
@@ -36,7 +37,8 @@ typedef struct {
     int rows_per_chunk;    /* batch_size / S */
     long steps_per_epoch;
     int npseudo_loc;       /* local pseudo chunks: nloc for vampprior*, else 0 */
-    float **chunk_grads;   /* (nloc + npseudo_loc) x (layout.total) */
+    float **chunk_grads;   /* nloc x (layout.total): local chunk i's gradient (stripe i's rows, then pseudo
+                              chunk i's back-propagation added in float: a fixed order on one rank) */
     vamp_reducer red;
 
     /* prior components (K, Ztop): vampprior: encodings of the pseudo-inputs; mog: the parameters */
