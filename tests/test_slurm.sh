@@ -126,9 +126,12 @@ id=$(submit -N1 -n2 --ntasks-per-node=2 jobs/multi_node.sbatch "$TMP/c.ini" --se
 wait_state "$id" COMPLETED 300 && ok "multi_node.sbatch (srun --mpi=pmix): job $id COMPLETED" || bad "multi_node.sbatch: job $id $(state "$id")" "$TMP/job-$id.out"
 same "multi_node.sbatch: final parameters bit-identical" "$TMP/multi"
 
-id=$(submit -N1 -n2 jobs/requeue.sbatch "$TMP/c.ini" --set run.dir="$TMP/long")
-for _ in $(seq 1 240); do [ -f "$TMP/long/ckpt-00000100.h5" ] && break; sleep 0.5; done
-grep -q "started vamp_mpi" "$TMP/job-$id.out" && [ -f "$TMP/long/ckpt-00000100.h5" ] || bad "requeue job did not start" "$TMP/job-$id.out"
+# The run takes ~2 s; every checkpoint write is held 1 s (a test hook that changes no result) so that USR1
+# lands mid-run however fast the machine is. sbatch passes the environment to the job and to its requeue.
+id=$(VAMP_INJECT_CKPT_DELAY=1 submit -N1 -n2 jobs/requeue.sbatch "$TMP/c.ini" --set run.dir="$TMP/long")
+has_ckpt() { compgen -G "$TMP/long/ckpt-*.h5" >/dev/null; }
+for _ in $(seq 1 240); do has_ckpt && break; sleep 0.5; done
+grep -q "started vamp_mpi" "$TMP/job-$id.out" && has_ckpt || bad "requeue job did not start" "$TMP/job-$id.out"
 scancel --signal=USR1 --batch "$id"
 requeued=0
 for _ in $(seq 1 240); do
