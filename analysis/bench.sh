@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs the benchmark side by side: vamp_bench on 1 and 2 ranks (one OpenBLAS thread per rank) and the same
-# models in PyTorch (one thread). Prints figures only. Run on an otherwise idle machine.
+# models in PyTorch (one thread), then the scaling projection (analysis/scaling_model.py, plot in
+# analysis/scaling_model.png). Prints figures only. Run on an otherwise idle machine.
 #   analysis/bench.sh [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +26,5 @@ for m in vae_standard vae_vampprior hvae_vampprior; do
     printf "%-15s 1 rank %7.2f  2 ranks %7.2f (speed-up %.2f; fast reduce %7.2f, exact costs %+.0f%%)  torch %7.2f (%.2fx)\n",
       m, a, b, a / b, f, 100 * (b - f) / f, t, t / a }'
 done
+echo "== scaling model (analysis/scaling_model.py: 1-rank phases + loopback allreduce fit)"
+/usr/bin/python3 analysis/scaling_model.py /tmp/vamp_bench_1.txt /tmp/vamp_bench_2.txt --plot analysis/scaling_model.png

@@ -3,7 +3,9 @@
  * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior]
  * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4): ms per step and per phase (max over ranks),
  * useful GFLOP/s and % of the sgemm peak, for train.reduce = exact and fast; IS seconds per test image at
- * S = 5000 (measured on a few images); peak resident memory per rank. Synthetic data, no files. */
+ * S = 5000 (measured on a few images); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
+ * of doubles from 8 B to 32 MB (the input of analysis/scaling_model.py) and whether overlapping the gradient
+ * allreduce with computation pays on this machine. Synthetic data, no files. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -81,6 +83,63 @@ static double max_over_ranks(double v, MPI_Comm comm)
     return r;
 }
 
+/* Best-of time of an in-place MPI_Allreduce (MPI_DOUBLE, MPI_SUM) per size: the latency / bandwidth data of
+ * analysis/scaling_model.py. Lines "allreduce P BYTES MICROSECONDS". */
+static void allreduce_times(MPI_Comm comm, int size)
+{
+    const size_t max_n = (size_t)1 << 22; /* 32 MB of doubles */
+    double *buf = xcalloc(max_n * sizeof(double));
+    for (size_t n = 1; n <= max_n; n *= 8) {
+        double best = INFINITY;
+        int reps = n < 4096 ? 200 : 10;
+        for (int r = 0; r < reps; r++) {
+            CHECK_MPI(MPI_Barrier(comm));
+            double t0 = wall_seconds();
+            CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, comm));
+            double dt = max_over_ranks(wall_seconds() - t0, comm);
+            if (dt < best) best = dt;
+        }
+        log0(comm, "allreduce %d %zu %.2f\n", size, n * sizeof(double), best * 1e6);
+    }
+    free(buf);
+}
+
+/* Would overlapping the gradient allreduce with computation pay on this machine? Times GEMM work alone, a
+ * blocking allreduce of n doubles alone, and MPI_Iallreduce started before the same GEMM work (MPI_Test
+ * between GEMMs to progress it) and waited for after. Overlap pays if the last is below the sum of the first
+ * two. On shared memory the "communication" is the same cores copying memory, so it cannot. */
+static void overlap_probe(MPI_Comm comm, size_t n)
+{
+    const int M = 125, K = 784, N = 300, reps = 8;
+    float *a = xcalloc((size_t)M * K * sizeof(float)), *b = xcalloc((size_t)K * N * sizeof(float)),
+          *c = xcalloc((size_t)M * N * sizeof(float));
+    double *buf = xcalloc(n * sizeof(double));
+    double best[3] = {INFINITY, INFINITY, INFINITY};
+    for (int trial = 0; trial < 5; trial++)
+        for (int mode = 0; mode < 3; mode++) {
+            MPI_Request rq = MPI_REQUEST_NULL;
+            CHECK_MPI(MPI_Barrier(comm));
+            double t0 = wall_seconds();
+            if (mode == 1) CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, comm));
+            if (mode == 2) CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, comm, &rq));
+            for (int r = 0; r < reps && mode != 1; r++) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+                int done;
+                if (mode == 2) CHECK_MPI(MPI_Test(&rq, &done, MPI_STATUS_IGNORE));
+            }
+            if (mode == 2) CHECK_MPI(MPI_Wait(&rq, MPI_STATUS_IGNORE));
+            double dt = max_over_ranks(wall_seconds() - t0, comm);
+            if (dt < best[mode]) best[mode] = dt;
+        }
+    log0(comm, "overlap probe (%zu doubles): GEMMs %.2f ms + allreduce %.2f ms = %.2f ms apart; Iallreduce during "
+         "the GEMMs %.2f ms: overlap %s here\n", n, best[0] * 1e3, best[1] * 1e3, (best[0] + best[1]) * 1e3,
+         best[2] * 1e3, best[2] < best[0] + best[1] ? "pays" : "does not pay");
+    free(a);
+    free(b);
+    free(c);
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -132,7 +191,8 @@ int main(int argc, char **argv)
             log0(comm, "%-15s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
                  step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
             if (red == 0) {
-                log0(comm, "%-15s useful work per step: %.2f GFLOP\n", "", flops * 1e-9);
+                log0(comm, "%-15s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
+                     t.model.layout.total);
                 int S = 5000;
                 double e0 = wall_seconds();
                 eval_log_likelihood(&t, &d.test, S, c.eval_block, rank == 0 ? xmalloc(8 * sizeof(float)) : NULL, 0);
@@ -143,6 +203,10 @@ int main(int argc, char **argv)
             trainer_free(&t);
         }
         data_free(&d);
+    }
+    if (size > 1) {
+        allreduce_times(comm, size);
+        overlap_probe(comm, 2823024); /* the hvae + vampprior gradient */
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
