@@ -6,14 +6,7 @@
 # --help, plain + gzip input, and a failed conversion leaves no file (not even a temporary one) behind.
 # usage: test_data_errors.sh BUILD_DIR SOURCE_DIR   (env MPIEXEC)
 set -uo pipefail
-BUILD=$1
-MPIEXEC=${MPIEXEC:-mpiexec}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+source "$(dirname "$0")/lib.sh" "$@"
 # run NP -- command...: NP 0 = one rank without mpiexec; a hang is a failure (timeout)
 run() {
   local np=$1
@@ -191,5 +184,4 @@ pexpect "data after the images" ".*extra.idx: has data after the 9 images" --tra
 pexpect "--n-valid = all training images" ".*train.gz: has 25 images: too few for --n-valid 25" --train-images "$TMP/train.gz" --test-images "$TMP/test.idx" --n-valid 25
 pexpect "missing test file" ".*nothere.gz: cannot open" --train-images "$TMP/train.gz" --test-images "$TMP/nothere.gz"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

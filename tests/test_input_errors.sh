@@ -3,12 +3,7 @@
 # makes vamp_mpi / vamp_prepare exit with status 2, name the culprit, and write nothing into the run directory.
 # usage: test_input_errors.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
-BUILD=$1
-MPIEXEC=${MPIEXEC:-mpiexec}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
+source "$(dirname "$0")/lib.sh" "$@"
 # expect NAME NP PATTERN -- command...: exit status 2, stderr matches PATTERN (grep -E), no run dir written
 expect() {
   local name=$1 np=$2 pattern=$3
@@ -154,5 +149,4 @@ PY
 then pass=$((pass + 1)); echo "ok   prepare: IDX (plain + gzip) converted exactly with the 20/10/8 split"
 else fail=$((fail + 1)); echo "FAIL prepare: conversion"; fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -3,11 +3,7 @@
 # trained parameters and data (within Monte-Carlo error), LL >= ELBO, and the estimate tightening with S.
 # usage: test_loglik.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
-BUILD=$1
-SRC=$2
-MPIEXEC=${MPIEXEC:-mpiexec}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "$0")/lib.sh" "$@"
 /usr/bin/python3 - "$TMP/bin.h5" <<'PY'
 import sys, h5py, numpy as np
 rng = np.random.default_rng(3)

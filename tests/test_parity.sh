@@ -6,12 +6,7 @@
 # --require-clamps fails a configuration in which some clamp never saturates (its gradient mask untested).
 # usage: test_parity.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
-BUILD=$1
-SRC=$2
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
+source "$(dirname "$0")/lib.sh" "$@"
 for model in vae hvae; do
   for lik in bernoulli logistic256; do
     for prior in standard mog vampprior vampprior_data; do

@@ -4,9 +4,7 @@
 # (before their shuffling), value by value; malformed files give exit 2 naming the file.
 # usage: test_prepare.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
-BUILD=$1
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "$0")/lib.sh" "$@"
 P="$BUILD/vamp_prepare"
 /usr/bin/python3 - "$TMP" <<'PY'
 import sys
@@ -33,8 +31,6 @@ savemat(f"{d}/caltech.mat", {"train_data": rng.integers(0, 2, (6, 784)).astype(f
 savemat(f"{d}/frey.mat", {"ff": rng.integers(0, 256, (560, 1965)).astype(np.uint8)})
 open(f"{d}/notmat.mat", "w").write("hello")
 PY
-pass=0
-fail=0
 verify() { # python check of one converted file: mode
   /usr/bin/python3 - "$TMP" "$1" <<'PY'
 import sys, h5py, numpy as np
@@ -96,5 +92,4 @@ expect2 "mat: missing variable" 'nodata.mat: no variable "data"' "$P" omniglot -
 expect2 "mat: not a .mat file" 'notmat.mat: not a MATLAB .mat file' "$P" omniglot --mat "$TMP/notmat.mat" --out "$TMP/x.h5"
 expect2 "mat: wrong variable shape" 'chardata.mat: variable "ff" has 784 rows, expected 560|no variable "ff"' "$P" frey --mat "$TMP/chardata.mat" --out "$TMP/x.h5"
 expect2 "mat: missing file" 'missing.mat: cannot open' "$P" caltech --mat "$TMP/missing.mat" --out "$TMP/x.h5"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

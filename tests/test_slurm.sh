@@ -10,13 +10,7 @@
 # If the daemons cannot start, the test fails saying why (no fake scheduler).
 # usage: test_slurm.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
-BUILD=$(cd "$1" && pwd)
-SRC=$(cd "$2" && pwd)
-TMP=$(mktemp -d)
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && [ -f "$2" ] && sed 's/^/     /' "$2" | tail -20; }
+source "$(dirname "$0")/lib.sh" "$@"
 cleanup() {
   for p in "$TMP"/slurmd.pid "$TMP"/slurmctld.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
   sleep 1
@@ -85,28 +79,7 @@ wait_state() { # jobid, wanted state (regex), seconds
 }
 submit() { sbatch --parsable --output="$TMP/job-%j.out" "$@" | cut -d';' -f1; }
 
-"$BUILD/vamp_prepare" fashion-mnist --out "$TMP/fm.h5" >/dev/null || { echo "vamp_prepare failed"; exit 1; }
-cat >"$TMP/c.ini" <<INI
-[data]
-path = $TMP/fm.h5
-train_limit = 4000
-valid_limit = 400
-test_limit = 400
-[model]
-hidden = 64
-z1 = 8
-z2 = 6
-[prior]
-components = 40
-[train]
-batch_size = 20
-epochs = 6
-warmup = 2
-[eval]
-samples = 0
-[checkpoint]
-every_steps = 100
-INI
+tiny_config "$TMP/c.ini" 6 100
 export OPENBLAS_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none VAMP_MPI=$BUILD/vamp_mpi
 mpirun --allow-run-as-root -np 2 "$BUILD/vamp_mpi" "$TMP/c.ini" --set run.dir="$TMP/ref" >"$TMP/ref.log" 2>&1 ||
   { echo "reference run failed"; cat "$TMP/ref.log"; exit 1; }
@@ -157,5 +130,4 @@ for t in 0 1; do wait_state "${id}_$t" COMPLETED 300 || done_all=0; done
 [ $done_all -eq 1 ] && [ -f "$TMP/sweep_standard/final.h5" ] && [ -f "$TMP/sweep_vampprior/final.h5" ] &&
   ok "array_presets.sbatch: tasks 0 and 1 trained one preset each" || { bad "array job"; cat "$TMP"/job-*.out | tail -20; }
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

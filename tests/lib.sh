@@ -1,0 +1,52 @@
+# Shared by the script tests (sourced, not run): the arguments, a temporary directory removed on exit,
+# pass/fail counting and the closing summary, and the tiny Fashion-MNIST configuration.
+# usage, at the top of tests/test_NAME.sh:  source "$(dirname "$0")/lib.sh" "$@"   (BUILD_DIR SOURCE_DIR)
+BUILD=$(cd "$1" && pwd)
+SRC=$(cd "$2" && pwd)
+MPIEXEC=${MPIEXEC:-mpiexec}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+# bad NAME [LOG]: a failure, with the end of LOG indented below it
+bad() {
+  fail=$((fail + 1))
+  echo "FAIL $1"
+  if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     /' "$2" | tail -20; fi
+}
+# The last line of every test: the counts, and the exit status.
+finish() {
+  echo "$pass passed, $fail failed"
+  [ $fail -eq 0 ]
+}
+
+# tiny_config FILE EPOCHS CHECKPOINT_EVERY_STEPS: converts Debian's Fashion-MNIST to $TMP/fm.h5 (once) and
+# writes a small hvae + vampprior configuration on 4000 of its images (200 steps per epoch) to FILE.
+tiny_config() {
+  if [ ! -f "$TMP/fm.h5" ]; then
+    "$BUILD/vamp_prepare" fashion-mnist --out "$TMP/fm.h5" >/dev/null || { echo "vamp_prepare failed"; exit 1; }
+  fi
+  cat >"$1" <<INI
+[data]
+path = $TMP/fm.h5
+train_limit = 4000
+valid_limit = 400
+test_limit = 400
+[model]
+hidden = 64
+z1 = 8
+z2 = 6
+[prior]
+components = 40
+[train]
+batch_size = 20
+epochs = $2
+warmup = 2
+[eval]
+samples = 0
+[checkpoint]
+every_steps = $3
+INI
+}
