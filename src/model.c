@@ -365,7 +365,10 @@ static void likelihood_forward(const vamp_model *m, vamp_acts *a, const float *x
             if (!m->gray) {
                 a->x_mean[i] = p;
                 float pc = p < BERN_EPS ? BERN_EPS : (p > 1.0f - BERN_EPS ? 1.0f - BERN_EPS : p);
-                s += x[i] * logf(pc) + (1.0f - x[i]) * logf(1.0f - pc);
+                /* binary pixels need one logarithm: the other term is exactly +-0, so the same bits */
+                if (x[i] == 1.0f) s += logf(pc);
+                else if (x[i] == 0.0f) s += logf(1.0f - pc);
+                else s += x[i] * logf(pc) + (1.0f - x[i]) * logf(1.0f - pc);
             } else {
                 float mu = p < LOGI_CLAMP ? LOGI_CLAMP : (p > 1.0f - LOGI_CLAMP ? 1.0f - LOGI_CLAMP : p);
                 a->x_mean[i] = mu;
