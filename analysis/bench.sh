@@ -12,6 +12,8 @@ if [ "$(id -u)" -eq 0 ]; then MPI+=(--allow-run-as-root); fi
 echo "== $(date -Is) on $(hostname) ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 echo "== vamp_mpi, 1 rank"
 "${MPI[@]}" -np 1 build/vamp_bench --steps "$STEPS" | tee /tmp/vamp_bench_1.txt
+echo "== vamp_mpi, 1 rank, data.stripes = 1 (one 100-row chunk per step: the GEMM size alone, not -np 2/4 compatible)"
+"${MPI[@]}" -np 1 build/vamp_bench --steps "$STEPS" --stripes 1 | grep -v "IS log" | tee /tmp/vamp_bench_1s1.txt
 echo "== vamp_mpi, 2 ranks"
 "${MPI[@]}" -np 2 build/vamp_bench --steps "$STEPS" | tee /tmp/vamp_bench_2.txt
 echo "== PyTorch reference"

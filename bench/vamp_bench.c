@@ -1,7 +1,7 @@
 /* vamp_bench: measured speed of the training step and the IS log-likelihood, next to this machine's sgemm peak
  * measured in the same run. Prints figures; decides nothing (speed targets are not tests).
- * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior]
- * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4): ms per step and per phase (max over ranks),
+ * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior] [--stripes S]
+ * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4 unless --stripes: chunks of 100 / S rows): ms per step and per phase (max over ranks),
  * useful GFLOP/s and % of the sgemm peak, for train.reduce = exact and fast; IS seconds per test image at
  * S = 5000 (measured on a few images); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
  * of doubles from 8 B to 32 MB (the input of analysis/scaling_model.py) and whether overlapping the gradient
@@ -147,15 +147,19 @@ int main(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    int steps = 30;
+    int steps = 30, stripes = 4;
     const char *models = "vae_standard,vae_vampprior,hvae_vampprior";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--models")) models = argv[i + 1];
+        else if (!strcmp(argv[i], "--stripes")) stripes = atoi(argv[i + 1]);
     }
+    if (steps < 1 || stripes < 1 || 100 % stripes || stripes % size)
+        vamp_input_error(comm, "vamp_bench: need --steps >= 1 and --stripes dividing the batch (100) and a "
+                         "multiple of the rank count (%d)", size);
     double peak = sgemm_peak_gflops();
-    log0(comm, "vamp_bench: %d rank(s), %d steps per measurement; sgemm peak (1024^3, one thread): %.1f GFLOP/s\n",
-         size, steps, peak);
+    log0(comm, "vamp_bench: %d rank(s), %d steps per measurement, data.stripes = %d (chunks of %d rows); sgemm "
+         "peak (1024^3, one thread): %.1f GFLOP/s\n", size, steps, stripes, 100 / stripes, peak);
     log0(comm, "%-15s %-6s %8s %8s %8s %8s %8s %8s %8s %7s\n", "model", "reduce", "step ms", "prior", "forward",
          "backward", "reduce", "optim", "GFLOP/s", "% peak");
     const size_t D = 784;
@@ -167,6 +171,7 @@ int main(int argc, char **argv)
         c.model_type = !strncmp(name, "hvae", 4) ? MODEL_HVAE : MODEL_VAE;
         c.prior = strstr(name, "vampprior") ? PRIOR_VAMPPRIOR : PRIOR_STANDARD;
         c.eval_samples = 5000;
+        c.stripes = stripes;
         vamp_data d;
         memset(&d, 0, sizeof d);
         d.D = D;
