@@ -24,10 +24,33 @@ enum {
 
 void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, MPI_Comm comm)
 {
+    memset(r, 0, sizeof *r);
     r->comm = comm;
     r->mode = mode;
     r->layout = layout;
+    CHECK_MPI(MPI_Comm_rank(comm, &r->rank));
+    CHECK_MPI(MPI_Comm_size(comm, &r->size));
+    if (layout->total > INT_MAX)
+        vamp_fatal(__FILE__, __LINE__, "reducer_init", "more than INT_MAX parameters: not supported");
+    /* ownership: rank q owns the tensors whose middle element lies in [q N / size, (q + 1) N / size) */
+    r->counts = xmalloc((size_t)r->size * sizeof(int));
+    r->displs = xmalloc((size_t)r->size * sizeof(int));
+    int t = 0;
+    for (int q = 0; q < r->size; q++) {
+        const size_t end = layout->total * (size_t)(q + 1) / (size_t)r->size;
+        const int first = t;
+        while (t < layout->n && layout->t[t].offset + layout->t[t].size / 2 < end) t++;
+        if (q == r->size - 1) t = layout->n;
+        r->displs[q] = first < layout->n ? (int)layout->t[first].offset : (int)layout->total;
+        r->counts[q] = (t < layout->n ? (int)layout->t[t].offset : (int)layout->total) - r->displs[q];
+        if (q == r->rank) {
+            r->t_lo = first;
+            r->t_hi = t;
+        }
+    }
     r->acc = mode == REDUCE_EXACT ? xmalloc(layout->total * sizeof(double)) : NULL;
+    r->acc_own = mode == REDUCE_EXACT && r->size > 1 ? xmalloc(((size_t)r->counts[r->rank] + 1) * sizeof(double))
+                                                     : NULL;
     r->maxbits = xmalloc((size_t)layout->n * sizeof(int32_t));
     r->exps = xmalloc((size_t)layout->n * sizeof(int));
 }
@@ -35,8 +58,11 @@ void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, 
 void reducer_free(vamp_reducer *r)
 {
     free(r->acc);
+    free(r->acc_own);
     free(r->maxbits);
     free(r->exps);
+    free(r->counts);
+    free(r->displs);
     memset(r, 0, sizeof *r);
 }
 
@@ -83,30 +109,32 @@ VECTOR_KERNEL static void scale_to_float(float *restrict out, const double *rest
     for (size_t i = 0; i < n; i++) out[i] = (float)(acc[i] * inv);
 }
 
-/* Index of the first tensor of out holding a NaN or Inf, or -1. */
-static int first_nonfinite(const vamp_layout *l, const float *out)
+/* Index of the first tensor of out in [t0, t1) holding a NaN or Inf, or -1. */
+static int first_nonfinite(const vamp_layout *l, const float *out, int t0, int t1)
 {
-    for (int t = 0; t < l->n; t++)
+    for (int t = t0; t < t1; t++)
         if (max_abs_bits(out + l->t[t].offset, l->t[t].size, 0) >= INF_BITS) return t;
     return -1;
 }
 
-static int sum_fast(vamp_reducer *r, float *out, float *const *chunks, int nlocal)
+/* Fast mode: the float sum of the local chunks into out (every tensor), before any communication. */
+static void local_float_sum(const vamp_layout *l, float *out, float *const *chunks, int nlocal)
 {
-    const vamp_layout *l = r->layout;
     memset(out, 0, l->total * sizeof(float));
     for (int c = 0; c < nlocal; c++) add_floats(out, chunks[c], l->total);
-    allreduce_sum_split(out, l->total, MPI_FLOAT, sizeof(float), r->comm);
-    return first_nonfinite(l, out);
 }
 
-int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal)
+static void check_counts(const char *who, int nlocal, int nglobal)
+{
+    if (nlocal < 0 || nglobal < nlocal || nglobal < 1)
+        vamp_fatal(__FILE__, __LINE__, who, "need 0 <= nlocal <= nglobal, nglobal >= 1 (a caller bug)");
+}
+
+/* Exact mode, steps 1-3: the global per-tensor maxima and scales, and the local chunks rounded to the grid and
+ * summed into r->acc (every tensor). Returns the first tensor holding a NaN or Inf anywhere, or -1. */
+static int round_local_chunks(vamp_reducer *r, float *const *chunks, int nlocal, int nglobal)
 {
     const vamp_layout *l = r->layout;
-    if (nlocal < 0 || nglobal < nlocal || nglobal < 1)
-        vamp_fatal(__FILE__, __LINE__, "reducer_sum", "need 0 <= nlocal <= nglobal, nglobal >= 1 (a caller bug)");
-    if (r->mode == REDUCE_FAST) return sum_fast(r, out, chunks, nlocal);
-
     /* 1. per-tensor max |x| over the local chunks, then over all ranks (MPI_MAX on the bits is exact) */
     for (int t = 0; t < l->n; t++) {
         int32_t mx = 0;
@@ -118,12 +146,13 @@ int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, i
     int h = 1;
     while (h < 31 && (1L << h) < nglobal) h++;
     h += 1;
+    int bad = -1;
     for (int t = 0; t < l->n; t++) {
         int biased = r->maxbits[t] >> 23; /* exponent field: max < 2^(biased - 126); subnormals: < 2^-125 too */
         r->exps[t] = 51 - h - ((biased ? biased : 1) - 126);
+        if (bad < 0 && r->maxbits[t] >= INF_BITS) bad = t;
     }
     /* 3. fixed-point sum of the local chunks, one L1-sized block of the accumulator at a time */
-    int bad = -1;
     for (int t = 0; t < l->n; t++) {
         const size_t off = l->t[t].offset, n = l->t[t].size;
         double *a = r->acc + off;
@@ -135,19 +164,69 @@ int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, i
             for (int c = 0; c < nlocal; c++) add_rounded(a + i0, chunks[c] + off + i0, len, scale);
         }
     }
+    return bad;
+}
+
+/* Exact mode, step 5: tensor t of out from its summed grid values acc (the tensor's first element). */
+static void grid_to_float(const vamp_reducer *r, float *out, const double *acc, int t)
+{
+    const vamp_tensor *T = &r->layout->t[t];
+    float *o = out + T->offset;
+    if (r->maxbits[t] >= INF_BITS)
+        for (size_t i = 0; i < T->size; i++) o[i] = NAN;
+    else
+        scale_to_float(o, acc, T->size, ldexp(1.0, -r->exps[t]));
+}
+
+int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal)
+{
+    const vamp_layout *l = r->layout;
+    check_counts("reducer_sum", nlocal, nglobal);
+    if (r->mode == REDUCE_FAST) {
+        local_float_sum(l, out, chunks, nlocal);
+        allreduce_sum_split(out, l->total, MPI_FLOAT, sizeof(float), r->comm);
+        return first_nonfinite(l, out, 0, l->n);
+    }
+    int bad = round_local_chunks(r, chunks, nlocal, nglobal);
     /* 4. allreduce of integers held in doubles: every partial sum is exact, so any order gives the same bits */
     allreduce_sum_split(r->acc, l->total, MPI_DOUBLE, sizeof(double), r->comm);
-    for (int t = 0; t < l->n; t++) {
-        float *o = out + l->t[t].offset;
-        const size_t n = l->t[t].size;
-        if (r->maxbits[t] >= INF_BITS) {
-            for (size_t i = 0; i < n; i++) o[i] = NAN;
-            if (bad < 0) bad = t;
-        } else {
-            scale_to_float(o, r->acc + l->t[t].offset, n, ldexp(1.0, -r->exps[t]));
-        }
-    }
+    for (int t = 0; t < l->n; t++) grid_to_float(r, out, r->acc + l->t[t].offset, t);
     return bad;
+}
+
+int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal)
+{
+    const vamp_layout *l = r->layout;
+    check_counts("reducer_sum_owned", nlocal, nglobal);
+    const int own = r->displs[r->rank];
+    if (r->mode == REDUCE_FAST) {
+        local_float_sum(l, out, chunks, nlocal);
+        /* in place, the result lands at the start of out: move it to this rank's tensors */
+        if (r->size > 1) {
+            CHECK_MPI(MPI_Reduce_scatter(MPI_IN_PLACE, out, r->counts, MPI_FLOAT, MPI_SUM, r->comm));
+            memmove(out + own, out, (size_t)r->counts[r->rank] * sizeof(float));
+        }
+        int bad = first_nonfinite(l, out, r->t_lo, r->t_hi);
+        bad = bad < 0 ? INT_MAX : bad;
+        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MIN, r->comm));
+        return bad == INT_MAX ? -1 : bad;
+    }
+    int bad = round_local_chunks(r, chunks, nlocal, nglobal);
+    /* 4. reduce-scatter of the grid integers: exact in any order, as the allreduce */
+    const double *sums = r->acc; /* sums[i - base] is element i; one rank: its sums are the total, no copy */
+    size_t base = 0;
+    if (r->size > 1) {
+        CHECK_MPI(MPI_Reduce_scatter(r->acc, r->acc_own, r->counts, MPI_DOUBLE, MPI_SUM, r->comm));
+        sums = r->acc_own;
+        base = (size_t)own;
+    }
+    for (int t = r->t_lo; t < r->t_hi; t++) grid_to_float(r, out, sums + (l->t[t].offset - base), t);
+    return bad;
+}
+
+void reducer_allgather_owned(vamp_reducer *r, float *buf)
+{
+    CHECK_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, r->counts, r->displs, MPI_FLOAT, r->comm));
 }
 
 /* Gathered values up to this many doubles stay on the stack: the training step allocates nothing. */

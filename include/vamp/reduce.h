@@ -18,9 +18,14 @@
 
 typedef struct {
     MPI_Comm comm;
+    int rank, size;
     vamp_reduce mode;
     const vamp_layout *layout;
+    int t_lo, t_hi;   /* the tensors this rank owns: [t_lo, t_hi), whole tensors, about layout->total / size
+                         elements (some ranks own none when there are more ranks than tensors) */
+    int *counts, *displs; /* (size) every rank's owned elements and their first element, for the MPI calls */
     double *acc;      /* (layout->total) fixed-point accumulator, exact mode */
+    double *acc_own;  /* (owned elements) its reduce-scattered sums, exact mode */
     int32_t *maxbits; /* (layout->n) per-tensor max |x| as IEEE bits (ordered like the values; >= Inf bits:
                          a NaN or Inf somewhere) */
     int *exps;        /* (layout->n) per-tensor scale exponent */
@@ -35,6 +40,15 @@ void reducer_free(vamp_reducer *r);
  * Returns the index of the first tensor of out that is not finite, or -1: the same on every rank.
  * Counts above INT_MAX are split into several MPI calls. */
 int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
+
+/* Collective. As reducer_sum, but only the tensors this rank owns ([t_lo, t_hi)) are written to out: the sums
+ * are reduce-scattered instead of allreduced, for an optimiser that updates only what this rank owns (then
+ * reducer_allgather_owned shares the result). The same bits as reducer_sum in those tensors, and the same
+ * return value (the first non-finite tensor of the whole sum) on every rank. */
+int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
+
+/* Collective. Every rank's owned tensors of buf (layout->total) are copied to every other rank. */
+void reducer_allgather_owned(vamp_reducer *r, float *buf);
 
 /* For tests: split MPI calls at n elements instead of INT_MAX/2 (0 restores the default). */
 void reducer_set_max_count(size_t n);
