@@ -286,8 +286,9 @@ int checkpoint_list(const char *dir, char (*paths)[1100], int max)
     return n;
 }
 
-void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const char *config_ini, int is_best)
+void checkpoint_write(vamp_trainer *t, const vamp_progress *p, const char *config_ini, int is_best)
 {
+    trainer_gather_optimizer_state(t); /* the optimiser is sharded: complete the moments first */
     MPI_Comm comm = t->comm;
     const vamp_layout *l = &t->model.layout;
     const float *bufs[4] = {t->params, t->adam_m, t->adam_v, t->best};

@@ -53,6 +53,12 @@ void adam_init(vamp_adam *o, vamp_optimizer kind, float lr)
 
 void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, float *m, float *v)
 {
+    adam_step_tensors(o, l, 0, l->n, params, grads, m, v);
+}
+
+void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float *params, float *grads, float *m,
+                       float *v)
+{
     o->step++;
     const double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
     const float step_size = (float)(o->lr * sqrt(bc2) / bc1);
@@ -60,7 +66,7 @@ void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, 
     const float b1 = (float)o->beta1, c1 = (float)(1.0 - o->beta1);
     const float b2 = (float)o->beta2, c2 = (float)(1.0 - o->beta2);
     const float eps = o->eps;
-    for (int t = 0; t < l->n; t++) {
+    for (int t = t0; t < t1; t++) {
         const size_t off = l->t[t].offset, n = l->t[t].size;
         float *g = grads + off, *p = params + off, *mt = m + off, *vt = v + off; /* (n) each */
         if (o->kind == OPT_ADAMNORMGRAD) /* grad / (torch.norm(grad, 2) + 1e-7), per tensor */

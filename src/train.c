@@ -172,6 +172,12 @@ void trainer_free(vamp_trainer *t)
     memset(t, 0, sizeof *t);
 }
 
+void trainer_gather_optimizer_state(vamp_trainer *t)
+{
+    reducer_allgather_owned(&t->red, t->adam_m);
+    reducer_allgather_owned(&t->red, t->adam_v);
+}
+
 void trainer_prior_components(vamp_trainer *t)
 {
     vamp_model *m = &t->model;
@@ -288,11 +294,13 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
     }
     c0 = wall_seconds();
     /* the reduced gradient is the same on every rank, so is the verdict on its finiteness */
-    int bad = reducer_sum(&t->red, t->grads, t->chunk_grads, t->nloc, t->S);
+    int bad = reducer_sum_owned(&t->red, t->grads, t->chunk_grads, t->nloc, t->S);
     c1 = wall_seconds();
     t->t_reduce += c1 - c0;
-    if (bad < 0) {
-        adam_step(&t->opt, &m->layout, t->params, t->grads, t->adam_m, t->adam_v);
+    if (bad < 0) { /* sharded optimiser: each rank updates the tensors it owns, then all ranks get them all */
+        adam_step_tensors(&t->opt, &m->layout, t->red.t_lo, t->red.t_hi, t->params, t->grads, t->adam_m,
+                          t->adam_v);
+        reducer_allgather_owned(&t->red, t->params);
         t->step++;
     }
     t->t_optim += wall_seconds() - c1;

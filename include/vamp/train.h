@@ -1,9 +1,9 @@
 /* The data-parallel trainer: owns the model replica, the buffers of every role and the per-step work plan.
  * One step = pseudo-input encodings (sharded over ranks, allgathered) -> per-stripe chunk forward/backward ->
  * exact reduction of the prior-component gradient -> pseudo-input backward of this rank's pseudo chunks ->
- * exact (or fast) reduction of all chunk gradients -> Adam. Chunk s is a fixed unit of work: stripe s's share
- * of the batch and pseudo-input chunk s (always on the same rank), so the same bits come out for any rank
- * count. */
+ * exact (or fast) reduce-scatter of all chunk gradients -> Adam on this rank's tensors -> allgather of the
+ * parameters. Chunk s is a fixed unit of work: stripe s's share of the batch and pseudo-input chunk s (always
+ * on the same rank), so the same bits come out for any rank count. */
 #ifndef VAMP_TRAIN_H
 #define VAMP_TRAIN_H
 
@@ -28,7 +28,9 @@ typedef struct {
     vamp_model model;
     vamp_data *data;       /* not owned */
 
-    float *params, *grads, *adam_m, *adam_v; /* (layout.total) each */
+    float *params, *grads, *adam_m, *adam_v; /* (layout.total) each. The optimiser is sharded: grads, adam_m
+                              and adam_v are current only in the tensors this rank owns (red.t_lo..t_hi) until
+                              trainer_gather_optimizer_state; params are the same everywhere after each step */
     float *best;           /* (layout.total) parameters with the best validation loss so far */
     vamp_adam opt;
 
@@ -81,6 +83,9 @@ void trainer_free(vamp_trainer *t);
 
 /* Collective. KL weight for an epoch (1-based), as the reference: min(1, epoch / warmup). */
 float trainer_beta(const vamp_config *c, int epoch);
+
+/* Collective. Makes adam_m and adam_v complete on every rank (before writing a checkpoint). */
+void trainer_gather_optimizer_state(vamp_trainer *t);
 
 /* Collective. Computes t->pm, t->plv for the current parameters (no-op for the standard prior). */
 void trainer_prior_components(vamp_trainer *t);
