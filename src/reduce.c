@@ -13,6 +13,13 @@ static size_t max_count = INT_MAX / 2;
 
 void reducer_set_max_count(size_t n) { max_count = n ? n : INT_MAX / 2; }
 
+/* reducer_sum_owned moves chunk slices to their owners when no rank holds more than this many chunks. Module
+ * state only so that a test can exercise both paths on any rank count. */
+enum { OWNER_MAX_CHUNKS = 2 };
+static int owner_max_chunks = OWNER_MAX_CHUNKS;
+
+void reducer_set_owner_max_chunks(int n) { owner_max_chunks = n >= 0 ? n : OWNER_MAX_CHUNKS; }
+
 /* The element kernels are built twice, for AVX2 and for the baseline, and the loader picks one per machine
  * (GCC function multi-versioning). Both give the same bits: plain IEEE operations without FMA. */
 #define VECTOR_KERNEL __attribute__((target_clones("avx2", "default")))
@@ -48,9 +55,14 @@ void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, 
             r->t_hi = t;
         }
     }
-    r->acc = mode == REDUCE_EXACT ? xmalloc(layout->total * sizeof(double)) : NULL;
-    r->acc_own = mode == REDUCE_EXACT && r->size > 1 ? xmalloc(((size_t)r->counts[r->rank] + 1) * sizeof(double))
-                                                     : NULL;
+    int widest = 0;
+    for (int q = 0; q < r->size; q++) widest = r->counts[q] > widest ? r->counts[q] : widest;
+    r->owner_fits = (size_t)r->size * (size_t)widest <= INT_MAX / 2; /* receive displacements are ints */
+    /* the buffers of one path or the other are allocated at its first use */
+    r->nlocal_of = xmalloc((size_t)r->size * sizeof(int));
+    r->sendcounts = xmalloc((size_t)r->size * sizeof(int));
+    r->recvcounts = xmalloc((size_t)r->size * sizeof(int));
+    r->recvdispls = xmalloc((size_t)r->size * sizeof(int));
     r->maxbits = xmalloc((size_t)layout->n * sizeof(int32_t));
     r->exps = xmalloc((size_t)layout->n * sizeof(int));
 }
@@ -59,6 +71,12 @@ void reducer_free(vamp_reducer *r)
 {
     free(r->acc);
     free(r->acc_own);
+    free(r->slices_in);
+    free(r->slices);
+    free(r->nlocal_of);
+    free(r->sendcounts);
+    free(r->recvcounts);
+    free(r->recvdispls);
     free(r->maxbits);
     free(r->exps);
     free(r->counts);
@@ -130,6 +148,22 @@ static void check_counts(const char *who, int nlocal, int nglobal)
         vamp_fatal(__FILE__, __LINE__, who, "need 0 <= nlocal <= nglobal, nglobal >= 1 (a caller bug)");
 }
 
+/* Exact mode: bits kept free above the largest rounded value so that nterms of them sum without overflow. */
+static int headroom_bits(int nterms)
+{
+    int h = 1;
+    while (h < 31 && (1L << h) < nterms) h++;
+    return h + 1;
+}
+
+/* Exact mode: the grid scale 2^k of a tensor whose max |x| has IEEE bits maxbits: max < 2^e and |x| 2^k <
+ * 2^(51 - h), so 2^(h-1) terms sum below 2^50 (every value and partial sum an integer held exactly in a double). */
+static int grid_exponent(int32_t maxbits, int h)
+{
+    int biased = maxbits >> 23; /* exponent field: max < 2^(biased - 126); subnormals: < 2^-125 too */
+    return 51 - h - ((biased ? biased : 1) - 126);
+}
+
 /* Exact mode, steps 1-3: the global per-tensor maxima and scales, and the local chunks rounded to the grid and
  * summed into r->acc (every tensor). Returns the first tensor holding a NaN or Inf anywhere, or -1. */
 static int round_local_chunks(vamp_reducer *r, float *const *chunks, int nlocal, int nglobal)
@@ -142,14 +176,12 @@ static int round_local_chunks(vamp_reducer *r, float *const *chunks, int nlocal,
         r->maxbits[t] = mx;
     }
     CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, r->maxbits, l->n, MPI_INT32_T, MPI_MAX, r->comm));
-    /* 2. scale 2^k per tensor: max < 2^e, |x| 2^k < 2^(51 - h), so nglobal <= 2^(h-1) terms sum below 2^50 */
-    int h = 1;
-    while (h < 31 && (1L << h) < nglobal) h++;
-    h += 1;
+    /* 2. scale 2^k per tensor */
+    const int h = headroom_bits(nglobal);
+    if (!r->acc) r->acc = xmalloc(l->total * sizeof(double));
     int bad = -1;
     for (int t = 0; t < l->n; t++) {
-        int biased = r->maxbits[t] >> 23; /* exponent field: max < 2^(biased - 126); subnormals: < 2^-125 too */
-        r->exps[t] = 51 - h - ((biased ? biased : 1) - 126);
+        r->exps[t] = grid_exponent(r->maxbits[t], h);
         if (bad < 0 && r->maxbits[t] >= INF_BITS) bad = t;
     }
     /* 3. fixed-point sum of the local chunks, one L1-sized block of the accumulator at a time */
@@ -194,6 +226,68 @@ int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, i
     return bad;
 }
 
+/* Exact mode, the owner's way: every local chunk's slice of another rank's tensors goes to that rank (one
+ * MPI_Alltoallv of floats per local chunk index), and each rank rounds all chunks of its own tensors to the grid
+ * in L1-sized blocks and straight back to floats. With at most two chunks per rank this moves no more bytes than
+ * a reduce-scatter of the double sums and never writes a full-size accumulator, so it is the cheaper path where
+ * memory bandwidth is what limits (ranks sharing a node). The owner sees every chunk of its tensors, so its
+ * maxima, scales and integer sums, and so the bits, are those of the other path. nlocal_max: the most chunks
+ * any rank holds (r->nlocal_of: every rank's count). */
+static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nlocal_max, int nglobal)
+{
+    const vamp_layout *l = r->layout;
+    const int P = r->size, me = r->rank;
+    const size_t own = (size_t)r->counts[me], base = (size_t)r->displs[me];
+    if (r->slices_cap < nlocal_max) { /* grown at the first call (and if a later one has more chunks) */
+        free(r->slices_in);
+        free(r->slices);
+        r->slices_in = P > 1 ? xmalloc(((size_t)nlocal_max * (size_t)P * own + 1) * sizeof(float)) : NULL;
+        r->slices = xmalloc((size_t)nlocal_max * (size_t)P * sizeof(float *));
+        r->slices_cap = nlocal_max;
+    }
+    /* the slices of this rank's tensors: its own chunks in place, the others' received */
+    int ns = 0;
+    for (int c = 0; c < nlocal_max; c++) {
+        if (c < nlocal) r->slices[ns++] = chunks[c] + base;
+        if (P == 1) continue;
+        float *in = r->slices_in + (size_t)c * (size_t)P * own; /* (P x own): from rank q at q * own */
+        for (int q = 0; q < P; q++) {
+            r->sendcounts[q] = c < nlocal && q != me ? r->counts[q] : 0;
+            r->recvcounts[q] = c < r->nlocal_of[q] && q != me ? (int)own : 0;
+            r->recvdispls[q] = q * (int)own;
+            if (r->recvcounts[q]) r->slices[ns++] = in + (size_t)q * own;
+        }
+        CHECK_MPI(MPI_Alltoallv(c < nlocal ? chunks[c] : out, /* out: a distinct buffer, nothing sent */
+                                 r->sendcounts, r->displs, MPI_FLOAT, in, r->recvcounts,
+                                r->recvdispls, MPI_FLOAT, r->comm));
+    }
+    const int h = headroom_bits(nglobal);
+    int bad = INT_MAX;
+    double block[BLOCK];
+    for (int t = r->t_lo; t < r->t_hi; t++) {
+        const size_t off = l->t[t].offset - base, n = l->t[t].size;
+        int32_t mx = 0;
+        for (int k = 0; k < ns; k++) mx = max_abs_bits(r->slices[k] + off, n, mx);
+        float *o = out + l->t[t].offset;
+        if (mx >= INF_BITS) {
+            for (size_t i = 0; i < n; i++) o[i] = NAN;
+            if (bad == INT_MAX) bad = t;
+            continue;
+        }
+        const int e = grid_exponent(mx, h);
+        const double scale = ldexp(1.0, e), inv = ldexp(1.0, -e);
+        for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
+            const size_t len = n - i0 < BLOCK ? n - i0 : BLOCK;
+            memset(block, 0, len * sizeof(double));
+            if (mx != 0)
+                for (int k = 0; k < ns; k++) add_rounded(block, r->slices[k] + off + i0, len, scale);
+            scale_to_float(o + i0, block, len, inv);
+        }
+    }
+    if (P > 1) CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MIN, r->comm));
+    return bad == INT_MAX ? -1 : bad;
+}
+
 int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal)
 {
     const vamp_layout *l = r->layout;
@@ -211,11 +305,19 @@ int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlo
         CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MIN, r->comm));
         return bad == INT_MAX ? -1 : bad;
     }
+    int nlocal_max = nlocal;
+    if (r->size > 1) {
+        CHECK_MPI(MPI_Allgather(&nlocal, 1, MPI_INT, r->nlocal_of, 1, MPI_INT, r->comm));
+        for (int q = 0; q < r->size; q++) nlocal_max = r->nlocal_of[q] > nlocal_max ? r->nlocal_of[q] : nlocal_max;
+    }
+    if (r->size == 1 || (nlocal_max <= owner_max_chunks && r->owner_fits))
+        return sum_by_owner(r, out, chunks, nlocal, nlocal_max, nglobal);
     int bad = round_local_chunks(r, chunks, nlocal, nglobal);
     /* 4. reduce-scatter of the grid integers: exact in any order, as the allreduce */
     const double *sums = r->acc; /* sums[i - base] is element i; one rank: its sums are the total, no copy */
     size_t base = 0;
     if (r->size > 1) {
+        if (!r->acc_own) r->acc_own = xmalloc(((size_t)r->counts[r->rank] + 1) * sizeof(double));
         CHECK_MPI(MPI_Reduce_scatter(r->acc, r->acc_own, r->counts, MPI_DOUBLE, MPI_SUM, r->comm));
         sums = r->acc_own;
         base = (size_t)own;

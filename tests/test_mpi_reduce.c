@@ -1,7 +1,8 @@
 /* The exact reduction under mpiexec -n 1, 2, 4: 8 fixed chunks with a wide dynamic range, distributed over the
  * ranks, must sum to the same bits as a serial fixed-point reference that does not know the rank count, within
- * 1e-6 of the double-precision sum; the reduce-scatter to owned tensors gives the same bits and the
- * allgather completes them; NaN poisons only its tensor and is reported to every rank; the INT_MAX split path; ordered scalar sums.
+ * 1e-6 of the double-precision sum; the sum to owned tensors (chunks moved to their owners, or a reduce-scatter)
+ * gives the same bits and the allgather completes them; NaN poisons only its tensor and is reported to every rank;
+ * the INT_MAX split path; ordered scalar sums.
  * Prints "N passed, M failed" on rank 0 and exits non-zero on failure. */
 #include <math.h>
 #include <stdio.h>
@@ -106,9 +107,14 @@ int main(int argc, char **argv)
     reducer_set_max_count(0);
     for (size_t i = l.t[3].offset; i < l.t[3].offset + l.t[3].size; i++) check(ref[i] == 0.0f, "zero tensor stays zero");
 
-    /* owned tensors: the partition covers every tensor once; reduce-scatter gives the allreduce's bits there,
-     * and the allgather puts every rank's tensors together */
-    for (int fast = 0; fast < 2; fast++) {
+    /* owned tensors: the partition covers every tensor once; both exact paths (chunks moved to their owners, or
+     * grid sums reduce-scattered) give the allreduce's bits there, and the allgather puts every rank's tensors
+     * together */
+    for (int mode = 0; mode < 3; mode++) {
+        const int fast = mode == 2;
+        reducer_set_owner_max_chunks(mode == 0 ? NCHUNK : 0);
+        const char *path = fast ? "fast" : mode == 0 ? "exact, by owner" : "exact, reduce-scatter";
+        char what[160];
         vamp_reducer r;
         reducer_init(&r, &l, fast ? REDUCE_FAST : REDUCE_EXACT, MPI_COMM_WORLD);
         int *lo = malloc((size_t)size * sizeof(int)), *hi = malloc((size_t)size * sizeof(int));
@@ -116,19 +122,26 @@ int main(int argc, char **argv)
         MPI_Allgather(&r.t_hi, 1, MPI_INT, hi, 1, MPI_INT, MPI_COMM_WORLD);
         int cover = lo[0] == 0 && hi[size - 1] == l.n;
         for (int q = 0; q < size; q++) cover &= lo[q] <= hi[q] && (q == 0 || lo[q] == hi[q - 1]);
-        check(cover, "owned tensors: contiguous, every tensor owned once");
+        snprintf(what, sizeof what, "%s: owned tensors contiguous, every tensor owned once", path);
+        check(cover, what);
         float *full = malloc(N * sizeof(float)), *owned = malloc(N * sizeof(float));
         reducer_sum(&r, full, mine, per, NCHUNK);
         for (size_t i = 0; i < N; i++) owned[i] = -1.0f;
-        check(reducer_sum_owned(&r, owned, mine, per, NCHUNK) == -1, "owned: all finite reported");
+        snprintf(what, sizeof what, "%s: all finite reported", path);
+        check(reducer_sum_owned(&r, owned, mine, per, NCHUNK) == -1, what);
+        /* a second call reuses the buffers of the first */
+        snprintf(what, sizeof what, "%s: a second call, all finite reported", path);
+        check(reducer_sum_owned(&r, owned, mine, per, NCHUNK) == -1, what);
         size_t o0 = l.t[r.t_lo].offset, o1 = r.t_hi < l.n ? l.t[r.t_hi].offset : N;
         if (r.t_lo == r.t_hi) o0 = o1 = 0;
         double worst = 0;
         for (size_t i = o0; i < o1; i++) worst = fmax(worst, fabs(owned[i] - full[i]) / fmax(fabs(full[i]), 1e-30));
-        if (!fast) check(memcmp(owned + o0, full + o0, (o1 - o0) * sizeof(float)) == 0, "exact, owned: the allreduce's bits");
-        else check(worst < 1e-5, "fast, owned: within 1e-5 of the allreduce");
+        snprintf(what, sizeof what, "%s: owned tensors %s the allreduce", path, fast ? "within 1e-5 of" : "have the bits of");
+        if (!fast) check(memcmp(owned + o0, full + o0, (o1 - o0) * sizeof(float)) == 0, what);
+        else check(worst < 1e-5, what);
         reducer_allgather_owned(&r, owned);
-        if (!fast) check(memcmp(owned, full, N * sizeof(float)) == 0, "exact: allgather of the owned tensors = the allreduce");
+        snprintf(what, sizeof what, "%s: allgather of the owned tensors = the allreduce", path);
+        if (!fast) check(memcmp(owned, full, N * sizeof(float)) == 0, what);
         free(full);
         free(owned);
         free(lo);
@@ -145,13 +158,27 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < l.t[0].size; i++) a_ok &= out[i] == ref[i];
     check(b_nan, "a NaN makes its tensor NaN");
     check(a_ok, "a NaN leaves the other tensors exact");
-    for (int fast = 0; fast < 2; fast++) { /* every rank hears of it, whoever owns tensor b */
+    for (int mode = 0; mode < 3; mode++) { /* every rank hears of it, whoever owns tensor b */
+        const int fast = mode == 2;
+        reducer_set_owner_max_chunks(mode == 0 ? NCHUNK : 0);
         vamp_reducer ro;
         reducer_init(&ro, &l, fast ? REDUCE_FAST : REDUCE_EXACT, MPI_COMM_WORLD);
-        check(reducer_sum_owned(&ro, out, mine, per, NCHUNK) == 1,
-              fast ? "fast, owned: a NaN's tensor is reported on every rank" : "exact, owned: a NaN's tensor is reported on every rank");
+        for (size_t i = 0; i < N; i++) out[i] = 0.0f;
+        char what[160];
+        snprintf(what, sizeof what, "%s, owned: a NaN's tensor is reported on every rank",
+                 fast ? "fast" : mode == 0 ? "exact, by owner" : "exact, reduce-scatter");
+        check(reducer_sum_owned(&ro, out, mine, per, NCHUNK) == 1, what);
+        if (!fast && ro.t_lo <= 1 && 1 < ro.t_hi) { /* its owner (exact mode): all of tensor b is NaN */
+            int nan_b = 1;
+            for (size_t i = 0; i < l.t[1].size; i++) nan_b &= isnan(out[l.t[1].offset + i]);
+            check(nan_b, "owned: a NaN makes its tensor NaN");
+        }
+        if (!fast && ro.t_lo <= 2 && 2 < ro.t_hi)
+            check(memcmp(out + l.t[2].offset, ref + l.t[2].offset, l.t[2].size * sizeof(float)) == 0,
+                  "owned: a NaN leaves the other tensors exact");
         reducer_free(&ro);
     }
+    reducer_set_owner_max_chunks(-1);
     reducer_free(&r);
 
     double local[NCHUNK / 1 * 2], sum[2], want[2] = {0, 0};

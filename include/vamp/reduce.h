@@ -6,7 +6,9 @@
  * change the result: the same bits for any number of ranks. (Integers in doubles rather than int64: the float
  * -> integer rounding and the adds vectorise, and a double MPI_SUM of such integers is exact.) The grid step
  * is max|x| * 2^-(51 - h) (h = ceil(log2 nglobal) + 1 headroom bits), far below float precision.
- * fast: local float sum, then one float MPI_Allreduce (order depends on the rank count).
+ * reducer_sum_owned gives each rank only the tensors it owns; with few chunks per rank it moves the float chunks
+ * to the owners, who round and sum them (the same integers, so the same bits).
+ * fast: local float sum, then one float MPI_Allreduce or reduce-scatter (order depends on the rank count).
  * It does not know what the buffers mean beyond their layout. */
 #ifndef VAMP_REDUCE_H
 #define VAMP_REDUCE_H
@@ -24,8 +26,13 @@ typedef struct {
     int t_lo, t_hi;   /* the tensors this rank owns: [t_lo, t_hi), whole tensors, about layout->total / size
                          elements (some ranks own none when there are more ranks than tensors) */
     int *counts, *displs; /* (size) every rank's owned elements and their first element, for the MPI calls */
-    double *acc;      /* (layout->total) fixed-point accumulator, exact mode */
-    double *acc_own;  /* (owned elements) its reduce-scattered sums, exact mode */
+    double *acc;      /* (layout->total) fixed-point accumulator, exact mode (allocated at first use) */
+    double *acc_own;  /* (owned elements) its reduce-scattered sums, exact mode (allocated at first use) */
+    float *slices_in; /* (slices_cap x size x owned elements) other ranks' chunks of the owned tensors */
+    const float **slices; /* (slices_cap x size) every chunk's slice of the owned tensors */
+    int slices_cap;   /* the most chunks per rank that slices_in and slices hold */
+    int owner_fits;   /* the owner path's displacements fit an int */
+    int *nlocal_of, *sendcounts, *recvcounts, *recvdispls; /* (size) each, for the owner path's MPI calls */
     int32_t *maxbits; /* (layout->n) per-tensor max |x| as IEEE bits (ordered like the values; >= Inf bits:
                          a NaN or Inf somewhere) */
     int *exps;        /* (layout->n) per-tensor scale exponent */
@@ -41,14 +48,19 @@ void reducer_free(vamp_reducer *r);
  * Counts above INT_MAX are split into several MPI calls. */
 int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
 
-/* Collective. As reducer_sum, but only the tensors this rank owns ([t_lo, t_hi)) are written to out: the sums
- * are reduce-scattered instead of allreduced, for an optimiser that updates only what this rank owns (then
- * reducer_allgather_owned shares the result). The same bits as reducer_sum in those tensors, and the same
- * return value (the first non-finite tensor of the whole sum) on every rank. */
+/* Collective. As reducer_sum, but only the tensors this rank owns ([t_lo, t_hi)) are written to out, for an
+ * optimiser that updates only what this rank owns (then reducer_allgather_owned shares the result). The same
+ * bits as reducer_sum in those tensors, and the same return value (the first non-finite tensor of the whole sum)
+ * on every rank. Exact mode with at most two chunks on every rank (or one rank): the chunks' float slices go to
+ * the rank that owns them, which rounds and sums them; otherwise the grid sums are reduce-scattered. Fast mode:
+ * a float reduce-scatter. */
 int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
 
 /* Collective. Every rank's owned tensors of buf (layout->total) are copied to every other rank. */
 void reducer_allgather_owned(vamp_reducer *r, float *buf);
+
+/* For tests: take the owner path when no rank holds more than n chunks (n < 0 restores the default, 2). */
+void reducer_set_owner_max_chunks(int n);
 
 /* For tests: split MPI calls at n elements instead of INT_MAX/2 (0 restores the default). */
 void reducer_set_max_count(size_t n);

@@ -1,7 +1,7 @@
 /* The data-parallel trainer: owns the model replica, the buffers of every role and the per-step work plan.
  * One step = pseudo-input encodings (sharded over ranks, allgathered) -> per-stripe chunk forward/backward ->
  * exact reduction of the prior-component gradient -> pseudo-input backward of this rank's pseudo chunks ->
- * exact (or fast) reduce-scatter of all chunk gradients -> Adam on this rank's tensors -> allgather of the
+ * exact (or fast) sum of all chunk gradients into the tensors each rank owns -> Adam on them -> allgather of the
  * parameters. Chunk s is a fixed unit of work: stripe s's share of the batch and pseudo-input chunk s (always
  * on the same rank), so the same bits come out for any rank count. */
 #ifndef VAMP_TRAIN_H
