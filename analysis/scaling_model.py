@@ -13,12 +13,15 @@ the P that divide the batch (P must divide the stripes, the stripes the batch); 
 Model of one step on P ranks (global batch B, S = max(4, P) stripes, so every rank has S / P chunks):
   data     (forward + backward) * (B / P) / B_measured          per-sample GEMM work, split over ranks
   prior    prior / P (sharded)  or  prior (every rank encodes all K pseudo-inputs)
-  reduce   local rounding of S / P chunks: reduce_1 / S_measured * S / P
-  optim    every rank updates the full replica: constant
-  comm     exact allreduce of the N gradient doubles: 2 log2(P) alpha + 2 (P - 1) / P * 8 N beta, plus a
-           latency-only MPI_MAX of the tensor maxima; sharded also allgathers the K x Z means and log-variances
-           (log2(P) alpha + (P - 1) / P * 8 K Z beta) and reduces their gradient exactly (as an allreduce of
-           2 K Z doubles).
+  reduce   rounding S chunks of the N / P owned elements (or S / P local chunks of all N): reduce_1 / S_measured
+           * S / P
+  optim    each rank updates the tensors it owns: optim / P
+  comm     S / P <= 2 chunks per rank (always, with S = max(4, P) and P >= 2): each chunk's slices sent to
+           their owners, S / P times ((P - 1) alpha + (P - 1) / P * 4 N beta); otherwise a reduce-scatter of the
+           N gradient doubles, log2(P) alpha + (P - 1) / P * 8 N beta. Then the allgather of the N float
+           parameters, log2(P) alpha + (P - 1) / P * 4 N beta, and two latency-only collectives; sharded also
+           allgathers the K x Z means and log-variances (log2(P) alpha + (P - 1) / P * 8 K Z beta) and reduces
+           their gradient exactly (an allreduce of 2 K Z doubles).
 No overlap of communication and computation is assumed (vamp_mpi does not overlap them). The loopback alpha
 and beta are shared-memory figures; --alpha-us / --beta-gbs project a network instead.
 
@@ -85,15 +88,31 @@ def allgather(P, nbytes, alpha, beta):
     return math.log2(P) * alpha + (P - 1) / P * nbytes * beta
 
 
+def reduce_scatter(P, nbytes, alpha, beta):
+    return allgather(P, nbytes, alpha, beta)
+
+
+def alltoall(P, nbytes, alpha, beta):
+    """Each rank sends (P - 1) / P of nbytes, one message to each other rank."""
+    if P == 1:
+        return 0.0
+    return (P - 1) * alpha + (P - 1) / P * nbytes * beta
+
+
 def step_ms(ph, nparams, P, batch, sharded, alpha, beta, vamp, S=None):
     S = S or max(MEASURED_STRIPES, P)
     data = ph["data"] * (batch / P) / MEASURED_BATCH
     prior = ph["prior"] / P if sharded else ph["prior"]
     reduce_local = ph["reduce"] / MEASURED_STRIPES * (S / P)
-    comm = allreduce(P, 8 * nparams, alpha, beta) + (2 * math.log2(P) * alpha if P > 1 else 0.0)
+    nlocal = S // P
+    if nlocal <= 2:  # the owner path: float chunks to their owners
+        move = nlocal * alltoall(P, 4 * nparams, alpha, beta)
+    else:            # grid sums reduce-scattered
+        move = reduce_scatter(P, 8 * nparams, alpha, beta)
+    comm = move + allgather(P, 4 * nparams, alpha, beta) + (2 * math.log2(P) * alpha if P > 1 else 0.0)
     if vamp and sharded:
         comm += allgather(P, 2 * 4 * K * Z, alpha, beta) + allreduce(P, 2 * 8 * K * Z, alpha, beta)
-    return data + prior + reduce_local + ph["optim"] + comm * 1e3
+    return data + prior + reduce_local + ph["optim"] / P + comm * 1e3
 
 
 def main():
