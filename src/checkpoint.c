@@ -148,6 +148,20 @@ static uint32_t crc_of(const float *x, size_t n)
     return (uint32_t)c;
 }
 
+/* Collective. The CRC-32 of the whole layout when every rank holds only the tensors it owns (the owned ranges
+ * are contiguous and in rank order): each rank's CRC of its range, combined in rank order. */
+static uint32_t crc_of_owned(const float *buf, const vamp_reducer *owned, int rank, int size, MPI_Comm comm)
+{
+    unsigned long long mine[2] = {crc_of(buf, (size_t)owned->counts[rank]),
+                                  (unsigned long long)owned->counts[rank] * sizeof(float)};
+    unsigned long long *all = xmalloc((size_t)size * sizeof mine);
+    CHECK_MPI(MPI_Allgather(mine, 2, MPI_UNSIGNED_LONG_LONG, all, 2, MPI_UNSIGNED_LONG_LONG, comm));
+    uLong c = crc32(0L, Z_NULL, 0);
+    for (int q = 0; q < size; q++) c = crc32_combine(c, (uLong)all[2 * q], (z_off_t)all[2 * q + 1]);
+    free(all);
+    return (uint32_t)c;
+}
+
 /* The progress fields and counters stored as double attributes (exact for the integers involved). */
 typedef struct {
     const char *name;
@@ -173,8 +187,11 @@ static int progress_values(named_value *v, const vamp_trainer *t, const vamp_pro
     return n;
 }
 
-/* Collective: create group `gname` with every tensor of l; this rank writes its rows of each. 0 or -1. */
-static int write_group(hid_t f, const char *gname, const vamp_layout *l, const float *buf, int rank, int size)
+/* Collective: create group `gname` with every tensor of l. buf holds the whole layout and this rank writes its
+ * rows of each tensor; or, with `owned`, buf holds only the tensors this rank owns (element i at
+ * buf[i - owned->displs[rank]]) and it writes those whole. 0 or -1. */
+static int write_group(hid_t f, const char *gname, const vamp_layout *l, const float *buf, const vamp_reducer *owned,
+                       int rank, int size)
 {
     hid_t g = H5Gcreate2(f, gname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return -1;
@@ -186,12 +203,19 @@ static int write_group(hid_t f, const char *gname, const vamp_layout *l, const f
         hid_t fs = H5Screate_simple(t->ndim, dims, NULL);
         hid_t ds = fs >= 0 ? H5Dcreate2(g, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
         hsize_t lo = t->shape[0] * rank / size, hi = t->shape[0] * (rank + 1) / size;
+        const float *src = buf + t->offset + lo * t->shape[1];
+        if (owned) {
+            const int mine = i >= owned->t_lo && i < owned->t_hi;
+            lo = 0;
+            hi = mine ? t->shape[0] : 0;
+            src = mine ? buf + (t->offset - (size_t)owned->displs[rank]) : buf;
+        }
         hsize_t start[2] = {lo, 0}, count[2] = {hi - lo, t->shape[1]};
         hid_t ms = H5Screate_simple(t->ndim, count[0] ? count : (hsize_t[2]){1, 1}, NULL);
         ok = ds >= 0 && ms >= 0;
         if (ok && count[0]) ok = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
         else if (ok) ok = H5Sselect_none(fs) >= 0 && H5Sselect_none(ms) >= 0;
-        if (ok) ok = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf + t->offset + lo * t->shape[1]) >= 0;
+        if (ok) ok = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, src) >= 0;
         if (ms >= 0) H5Sclose(ms);
         if (ds >= 0) H5Dclose(ds);
         if (fs >= 0) H5Sclose(fs);
@@ -286,12 +310,16 @@ int checkpoint_list(const char *dir, char (*paths)[1100], int max)
     return n;
 }
 
-void checkpoint_write(vamp_trainer *t, const vamp_progress *p, const char *config_ini, int is_best)
+void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const char *config_ini, int is_best)
 {
-    trainer_gather_optimizer_state(t); /* the optimiser is sharded: complete the moments first */
     MPI_Comm comm = t->comm;
     const vamp_layout *l = &t->model.layout;
     const float *bufs[4] = {t->params, t->adam_m, t->adam_v, t->best};
+    /* the Adam moments are sharded: each rank holds and writes the tensors it owns */
+    const vamp_reducer *owned[4] = {NULL, &t->red, &t->red, NULL};
+    uint32_t crcs[4]; /* before any file work: the owned CRCs are collective, whatever happens to the file */
+    for (int g = 0; g < 4; g++)
+        crcs[g] = owned[g] ? crc_of_owned(bufs[g], owned[g], t->rank, t->size, comm) : crc_of(bufs[g], l->total);
     const char *dir = t->cfg.run_dir;
     char name[64], path[1200], tmp[1300];
     snprintf(name, sizeof name, "ckpt-%08ld.h5", t->step);
@@ -315,8 +343,8 @@ void checkpoint_write(vamp_trainer *t, const vamp_progress *p, const char *confi
     for (int g = 0; ok && g < 4; g++) {
         char an[32];
         snprintf(an, sizeof an, "crc32_%s", CKPT_GROUPS[g]);
-        ok = write_u32_attr(f, an, crc_of(bufs[g], l->total)) == 0 &&
-             write_group(f, CKPT_GROUPS[g], l, bufs[g], t->rank, t->size) == 0;
+        ok = write_u32_attr(f, an, crcs[g]) == 0 &&
+             write_group(f, CKPT_GROUPS[g], l, bufs[g], owned[g], t->rank, t->size) == 0;
         const char *delay = getenv("VAMP_INJECT_CKPT_DELAY"); /* tests: a window to kill a rank mid-write */
         if (ok && delay && g == 1) sleep((unsigned)atoi(delay));
     }
@@ -502,8 +530,12 @@ int checkpoint_read(const char *path, vamp_trainer *t, vamp_progress *p, char *e
     np.since_best = (int)vals[11];
     np.train_seconds = vals[12];
     *p = np;
-    float *dst[4] = {t->params, t->adam_m, t->adam_v, t->best};
-    for (int g = 0; g < 4; g++) memcpy(dst[g], bufs[g], l->total * sizeof(float));
+    memcpy(t->params, bufs[0], l->total * sizeof(float));
+    memcpy(t->best, bufs[3], l->total * sizeof(float));
+    /* the Adam moments: only the tensors this rank owns */
+    const size_t base = (size_t)t->red.displs[t->rank], own = (size_t)t->red.counts[t->rank];
+    memcpy(t->adam_m, bufs[1] + base, own * sizeof(float));
+    memcpy(t->adam_v, bufs[2] + base, own * sizeof(float));
     rc = 0;
 done:
     for (int g = 0; g < 4; g++) free(bufs[g]);

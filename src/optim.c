@@ -53,11 +53,11 @@ void adam_init(vamp_adam *o, vamp_optimizer kind, float lr)
 
 void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, float *m, float *v)
 {
-    adam_step_tensors(o, l, 0, l->n, params, grads, m, v);
+    adam_step_tensors(o, l, 0, l->n, params, grads, m, v, 0);
 }
 
 void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float *params, float *grads, float *m,
-                       float *v)
+                       float *v, size_t base)
 {
     o->step++;
     const double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
@@ -68,7 +68,7 @@ void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float
     const float eps = o->eps;
     for (int t = t0; t < t1; t++) {
         const size_t off = l->t[t].offset, n = l->t[t].size;
-        float *g = grads + off, *p = params + off, *mt = m + off, *vt = v + off; /* (n) each */
+        float *g = grads + (off - base), *p = params + off, *mt = m + (off - base), *vt = v + (off - base); /* (n) */
         if (o->kind == OPT_ADAMNORMGRAD) /* grad / (torch.norm(grad, 2) + 1e-7), per tensor */
             divide(g, n, (float)sqrt(sum_squares(g, n)) + 1e-7f);
         adam_update(p, g, mt, vt, n, b1, c1, b2, c2, step_size, eps);

@@ -71,6 +71,7 @@ void reducer_free(vamp_reducer *r)
 {
     free(r->acc);
     free(r->acc_own);
+    free(r->fsum);
     free(r->slices_in);
     free(r->slices);
     free(r->nlocal_of);
@@ -127,11 +128,11 @@ VECTOR_KERNEL static void scale_to_float(float *restrict out, const double *rest
     for (size_t i = 0; i < n; i++) out[i] = (float)(acc[i] * inv);
 }
 
-/* Index of the first tensor of out in [t0, t1) holding a NaN or Inf, or -1. */
-static int first_nonfinite(const vamp_layout *l, const float *out, int t0, int t1)
+/* Index of the first tensor in [t0, t1) holding a NaN or Inf, or -1; element i of the layout is out[i - base]. */
+static int first_nonfinite(const vamp_layout *l, const float *out, size_t base, int t0, int t1)
 {
     for (int t = t0; t < t1; t++)
-        if (max_abs_bits(out + l->t[t].offset, l->t[t].size, 0) >= INF_BITS) return t;
+        if (max_abs_bits(out + (l->t[t].offset - base), l->t[t].size, 0) >= INF_BITS) return t;
     return -1;
 }
 
@@ -199,11 +200,11 @@ static int round_local_chunks(vamp_reducer *r, float *const *chunks, int nlocal,
     return bad;
 }
 
-/* Exact mode, step 5: tensor t of out from its summed grid values acc (the tensor's first element). */
-static void grid_to_float(const vamp_reducer *r, float *out, const double *acc, int t)
+/* Exact mode, step 5: tensor t as floats at o from its summed grid values acc (both at the tensor's first
+ * element). */
+static void grid_to_float(const vamp_reducer *r, float *o, const double *acc, int t)
 {
     const vamp_tensor *T = &r->layout->t[t];
-    float *o = out + T->offset;
     if (r->maxbits[t] >= INF_BITS)
         for (size_t i = 0; i < T->size; i++) o[i] = NAN;
     else
@@ -217,12 +218,12 @@ int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, i
     if (r->mode == REDUCE_FAST) {
         local_float_sum(l, out, chunks, nlocal);
         allreduce_sum_split(out, l->total, MPI_FLOAT, sizeof(float), r->comm);
-        return first_nonfinite(l, out, 0, l->n);
+        return first_nonfinite(l, out, 0, 0, l->n);
     }
     int bad = round_local_chunks(r, chunks, nlocal, nglobal);
     /* 4. allreduce of integers held in doubles: every partial sum is exact, so any order gives the same bits */
     allreduce_sum_split(r->acc, l->total, MPI_DOUBLE, sizeof(double), r->comm);
-    for (int t = 0; t < l->n; t++) grid_to_float(r, out, r->acc + l->t[t].offset, t);
+    for (int t = 0; t < l->n; t++) grid_to_float(r, out + l->t[t].offset, r->acc + l->t[t].offset, t);
     return bad;
 }
 
@@ -268,7 +269,7 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
         const size_t off = l->t[t].offset - base, n = l->t[t].size;
         int32_t mx = 0;
         for (int k = 0; k < ns; k++) mx = max_abs_bits(r->slices[k] + off, n, mx);
-        float *o = out + l->t[t].offset;
+        float *o = out + off;
         if (mx >= INF_BITS) {
             for (size_t i = 0; i < n; i++) o[i] = NAN;
             if (bad == INT_MAX) bad = t;
@@ -292,15 +293,16 @@ int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlo
 {
     const vamp_layout *l = r->layout;
     check_counts("reducer_sum_owned", nlocal, nglobal);
-    const int own = r->displs[r->rank];
+    const size_t base = (size_t)r->displs[r->rank];
     if (r->mode == REDUCE_FAST) {
-        local_float_sum(l, out, chunks, nlocal);
-        /* in place, the result lands at the start of out: move it to this rank's tensors */
-        if (r->size > 1) {
-            CHECK_MPI(MPI_Reduce_scatter(MPI_IN_PLACE, out, r->counts, MPI_FLOAT, MPI_SUM, r->comm));
-            memmove(out + own, out, (size_t)r->counts[r->rank] * sizeof(float));
+        if (r->size == 1)
+            local_float_sum(l, out, chunks, nlocal);
+        else {
+            if (!r->fsum) r->fsum = xmalloc(l->total * sizeof(float));
+            local_float_sum(l, r->fsum, chunks, nlocal);
+            CHECK_MPI(MPI_Reduce_scatter(r->fsum, out, r->counts, MPI_FLOAT, MPI_SUM, r->comm));
         }
-        int bad = first_nonfinite(l, out, r->t_lo, r->t_hi);
+        int bad = first_nonfinite(l, out, base, r->t_lo, r->t_hi);
         bad = bad < 0 ? INT_MAX : bad;
         CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MIN, r->comm));
         return bad == INT_MAX ? -1 : bad;
@@ -314,15 +316,10 @@ int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlo
         return sum_by_owner(r, out, chunks, nlocal, nlocal_max, nglobal);
     int bad = round_local_chunks(r, chunks, nlocal, nglobal);
     /* 4. reduce-scatter of the grid integers: exact in any order, as the allreduce */
-    const double *sums = r->acc; /* sums[i - base] is element i; one rank: its sums are the total, no copy */
-    size_t base = 0;
-    if (r->size > 1) {
-        if (!r->acc_own) r->acc_own = xmalloc(((size_t)r->counts[r->rank] + 1) * sizeof(double));
-        CHECK_MPI(MPI_Reduce_scatter(r->acc, r->acc_own, r->counts, MPI_DOUBLE, MPI_SUM, r->comm));
-        sums = r->acc_own;
-        base = (size_t)own;
-    }
-    for (int t = r->t_lo; t < r->t_hi; t++) grid_to_float(r, out, sums + (l->t[t].offset - base), t);
+    if (!r->acc_own) r->acc_own = xmalloc(((size_t)r->counts[r->rank] + 1) * sizeof(double));
+    CHECK_MPI(MPI_Reduce_scatter(r->acc, r->acc_own, r->counts, MPI_DOUBLE, MPI_SUM, r->comm));
+    for (int t = r->t_lo; t < r->t_hi; t++)
+        grid_to_float(r, out + (l->t[t].offset - base), r->acc_own + (l->t[t].offset - base), t);
     return bad;
 }
 

@@ -63,9 +63,6 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
     const size_t N = m->layout.total;
 
     t->params = xmalloc(N * sizeof(float));
-    t->grads = xcalloc(N * sizeof(float));
-    t->adam_m = xcalloc(N * sizeof(float));
-    t->adam_v = xcalloc(N * sizeof(float));
     t->best = xmalloc(N * sizeof(float));
     model_init_params(m, t->params, c->seed);
     if (m->prior == PRIOR_VAMPPRIOR_DATA) init_pseudo_from_data(t);
@@ -91,6 +88,11 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
     t->chunk_grads = xmalloc((size_t)t->nloc * sizeof(float *));
     for (int i = 0; i < t->nloc; i++) t->chunk_grads[i] = xcalloc(N * sizeof(float));
     reducer_init(&t->red, &m->layout, c->reduce, comm);
+    /* the optimiser is sharded: this rank's gradient sum and Adam moments cover only the tensors it owns */
+    const size_t own = (size_t)t->red.counts[t->rank] + 1; /* + 1: a rank may own nothing */
+    t->grads = xcalloc(own * sizeof(float));
+    t->adam_m = xcalloc(own * sizeof(float));
+    t->adam_v = xcalloc(own * sizeof(float));
 
     const int K = m->K, Zt = m->Ztop;
     if (K) {
@@ -170,12 +172,6 @@ void trainer_free(vamp_trainer *t)
     free(t->adam_v);
     free(t->best);
     memset(t, 0, sizeof *t);
-}
-
-void trainer_gather_optimizer_state(vamp_trainer *t)
-{
-    reducer_allgather_owned(&t->red, t->adam_m);
-    reducer_allgather_owned(&t->red, t->adam_v);
 }
 
 void trainer_prior_components(vamp_trainer *t)
@@ -299,7 +295,7 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
     t->t_reduce += c1 - c0;
     if (bad < 0) { /* sharded optimiser: each rank updates the tensors it owns, then all ranks get them all */
         adam_step_tensors(&t->opt, &m->layout, t->red.t_lo, t->red.t_hi, t->params, t->grads, t->adam_m,
-                          t->adam_v);
+                          t->adam_v, (size_t)t->red.displs[t->rank]);
         reducer_allgather_owned(&t->red, t->params);
         t->step++;
     }

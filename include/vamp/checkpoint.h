@@ -48,7 +48,7 @@ void params_read(const char *path, const vamp_layout *l, float *params, MPI_Comm
 /* Collective. Writes a checkpoint of t and p into t->cfg.run_dir, keeps the newest checkpoint.keep files plus
  * the best. On failure (e.g. disk full) every rank exits with status 1 and a message naming the file; earlier
  * checkpoints are untouched. Returns after the file is in place. */
-void checkpoint_write(vamp_trainer *t, const vamp_progress *p, const char *config_ini, int is_best);
+void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const char *config_ini, int is_best);
 
 /* Collective. Loads path into t (params, Adam moments and step, best) and p. Returns 0, or -1 with a message
  * in err (truncated, not a checkpoint, checksum mismatch, tensor missing or of another shape, or a model

@@ -20,8 +20,9 @@ void adam_init(vamp_adam *o, vamp_optimizer kind, float lr);
  * grads may be modified (normalised in place). */
 void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, float *m, float *v);
 /* The same step on tensors [t0, t1) only (a rank's share when the optimiser is sharded); o->step += 1. Each
- * tensor gets exactly the update adam_step would give it. */
+ * tensor gets exactly the update adam_step would give it. params hold the whole layout; grads, m and v only
+ * from element `base` on (element i at grads[i - base]). */
 void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float *params, float *grads, float *m,
-                       float *v);
+                       float *v, size_t base);
 
 #endif

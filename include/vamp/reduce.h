@@ -28,6 +28,7 @@ typedef struct {
     int *counts, *displs; /* (size) every rank's owned elements and their first element, for the MPI calls */
     double *acc;      /* (layout->total) fixed-point accumulator, exact mode (allocated at first use) */
     double *acc_own;  /* (owned elements) its reduce-scattered sums, exact mode (allocated at first use) */
+    float *fsum;      /* (layout->total) local float sum, fast mode with several ranks (allocated at first use) */
     float *slices_in; /* (slices_cap x size x owned elements) other ranks' chunks of the owned tensors */
     const float **slices; /* (slices_cap x size) every chunk's slice of the owned tensors */
     int slices_cap;   /* the most chunks per rank that slices_in and slices hold */
@@ -48,8 +49,9 @@ void reducer_free(vamp_reducer *r);
  * Counts above INT_MAX are split into several MPI calls. */
 int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
 
-/* Collective. As reducer_sum, but only the tensors this rank owns ([t_lo, t_hi)) are written to out, for an
- * optimiser that updates only what this rank owns (then reducer_allgather_owned shares the result). The same
+/* Collective. As reducer_sum, but only the tensors this rank owns ([t_lo, t_hi)) are summed, into out, which
+ * holds just those: element i of the layout at out[i - displs[rank]] (counts[rank] floats). For an optimiser
+ * that updates only what this rank owns (then reducer_allgather_owned shares the result). The same
  * bits as reducer_sum in those tensors, and the same return value (the first non-finite tensor of the whole sum)
  * on every rank. Exact mode with at most two chunks on every rank (or one rank): the chunks' float slices go to
  * the rank that owns them, which rounds and sums them; otherwise the grid sums are reduce-scattered. Fast mode:

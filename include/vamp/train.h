@@ -28,9 +28,10 @@ typedef struct {
     vamp_model model;
     vamp_data *data;       /* not owned */
 
-    float *params, *grads, *adam_m, *adam_v; /* (layout.total) each. The optimiser is sharded: grads, adam_m
-                              and adam_v are current only in the tensors this rank owns (red.t_lo..t_hi) until
-                              trainer_gather_optimizer_state; params are the same everywhere after each step */
+    float *params;         /* (layout.total) the same on every rank after each step */
+    float *grads, *adam_m, *adam_v; /* (red.counts[rank]) the optimiser is sharded: the summed gradient and Adam
+                              moments of the tensors this rank owns (red.t_lo..t_hi), element i of the layout at
+                              [i - red.displs[rank]] */
     float *best;           /* (layout.total) parameters with the best validation loss so far */
     vamp_adam opt;
 
@@ -83,9 +84,6 @@ void trainer_free(vamp_trainer *t);
 
 /* Collective. KL weight for an epoch (1-based), as the reference: min(1, epoch / warmup). */
 float trainer_beta(const vamp_config *c, int epoch);
-
-/* Collective. Makes adam_m and adam_v complete on every rank (before writing a checkpoint). */
-void trainer_gather_optimizer_state(vamp_trainer *t);
 
 /* Collective. Computes t->pm, t->plv for the current parameters (no-op for the standard prior). */
 void trainer_prior_components(vamp_trainer *t);
