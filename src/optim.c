@@ -3,12 +3,10 @@
  * torch.optim.Adam adds eps after dividing by sqrt(1 - beta2^t) instead). Elementwise work is float like the
  * reference's float32 tensors; the norm and the step size are double. No weight decay, no AMSGrad. */
 #include "vamp/optim.h"
+#include "vamp/vector.h"
 
 #include <math.h>
 
-/* Element kernels built for AVX2 and the baseline, picked at load time (GCC function multi-versioning); the
- * same IEEE operations in the same order either way, so the same bits. */
-#define VECTOR_KERNEL __attribute__((target_clones("avx2", "default")))
 
 /* sum of g^2 in double, in LANES interleaved partial sums added in a fixed order: vectorisable, and the
  * same result on every machine (the order does not depend on the vector width). */

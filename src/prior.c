@@ -3,13 +3,11 @@
  * and unit, not per sample, vectorised over samples: cheap next to the encoder passes, also for importance
  * sampling (built with -O3). */
 #include "vamp/prior.h"
+#include "vamp/vector.h"
 #include "vamp/nn.h"
 
 #include <math.h>
 
-/* Element kernels built for AVX2 and the baseline, picked at load time (GCC function multi-versioning); the
- * same IEEE operations in the same order either way, so the same bits. */
-#define VECTOR_KERNEL __attribute__((target_clones("avx2", "default")))
 
 /* q (B) = sum_j (z_bj - m_j)^2 iv_j for one component, vectorised over the rows b: each row's sum still runs
  * over j in order, so the bits are those of the plain per-row loop. zt (Z,B) is z transposed. */

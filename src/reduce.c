@@ -1,6 +1,7 @@
 /* Exact (fixed point in doubles) and fast (float) sums of per-chunk buffers over ranks; see reduce.h.
  * The element loops are small kernels that the compiler vectorises (this file is built with -O3). */
 #include "vamp/reduce.h"
+#include "vamp/vector.h"
 #include "vamp/check.h"
 
 #include <limits.h>
@@ -20,9 +21,6 @@ static int owner_max_chunks = OWNER_MAX_CHUNKS;
 
 void reducer_set_owner_max_chunks(int n) { owner_max_chunks = n >= 0 ? n : OWNER_MAX_CHUNKS; }
 
-/* The element kernels are built twice, for AVX2 and for the baseline, and the loader picks one per machine
- * (GCC function multi-versioning). Both give the same bits: plain IEEE operations without FMA. */
-#define VECTOR_KERNEL __attribute__((target_clones("avx2", "default")))
 
 enum {
     BLOCK = 2048,                /* accumulator elements kept in L1 while every local chunk is added into them */
