@@ -256,9 +256,9 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
             r->recvdispls[q] = q * (int)own;
             if (r->recvcounts[q]) r->slices[ns++] = in + (size_t)q * own;
         }
-        CHECK_MPI(MPI_Alltoallv(c < nlocal ? chunks[c] : out, /* out: a distinct buffer, nothing sent */
-                                 r->sendcounts, r->displs, MPI_FLOAT, in, r->recvcounts,
-                                r->recvdispls, MPI_FLOAT, r->comm));
+        const float *send = c < nlocal ? chunks[c] : out; /* out: any distinct buffer, nothing is sent */
+        CHECK_MPI(MPI_Alltoallv(send, r->sendcounts, r->displs, MPI_FLOAT, in, r->recvcounts, r->recvdispls,
+                                MPI_FLOAT, r->comm));
     }
     const int h = headroom_bits(nglobal);
     int bad = INT_MAX;
