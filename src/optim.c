@@ -7,7 +7,6 @@
 
 #include <math.h>
 
-
 /* sum of g^2 in double, in LANES interleaved partial sums added in a fixed order: vectorisable, and the
  * same result on every machine (the order does not depend on the vector width). */
 enum { LANES = 8 };

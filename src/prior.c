@@ -8,7 +8,6 @@
 
 #include <math.h>
 
-
 /* q (B) = sum_j (z_bj - m_j)^2 iv_j for one component, vectorised over the rows b: each row's sum still runs
  * over j in order, so the bits are those of the plain per-row loop. zt (Z,B) is z transposed. */
 VECTOR_KERNEL static void component_quadratic(float *restrict q, const float *restrict zt, const float *m,

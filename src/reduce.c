@@ -21,7 +21,6 @@ static int owner_max_chunks = OWNER_MAX_CHUNKS;
 
 void reducer_set_owner_max_chunks(int n) { owner_max_chunks = n >= 0 ? n : OWNER_MAX_CHUNKS; }
 
-
 enum {
     BLOCK = 2048,                /* accumulator elements kept in L1 while every local chunk is added into them */
     INF_BITS = 0x7f800000,       /* |x| bits at or above this: Inf or NaN */
@@ -61,6 +60,8 @@ void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, 
     r->sendcounts = xmalloc((size_t)r->size * sizeof(int));
     r->recvcounts = xmalloc((size_t)r->size * sizeof(int));
     r->recvdispls = xmalloc((size_t)r->size * sizeof(int));
+    for (int q = 0; q < r->size; q++) /* the owner path receives rank q's slice at q x (owned elements) */
+        r->recvdispls[q] = r->owner_fits ? q * r->counts[r->rank] : 0;
     r->maxbits = xmalloc((size_t)layout->n * sizeof(int32_t));
     r->exps = xmalloc((size_t)layout->n * sizeof(int));
 }
@@ -132,6 +133,14 @@ static int first_nonfinite(const vamp_layout *l, const float *out, size_t base, 
     for (int t = t0; t < t1; t++)
         if (max_abs_bits(out + (l->t[t].offset - base), l->t[t].size, 0) >= INF_BITS) return t;
     return -1;
+}
+
+/* Collective. The first non-finite tensor over all ranks, each rank giving its own first (or -1). */
+static int agree_first_bad(const vamp_reducer *r, int mine)
+{
+    int first = mine < 0 ? INT_MAX : mine;
+    if (r->size > 1) CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, r->comm));
+    return first == INT_MAX ? -1 : first;
 }
 
 /* Fast mode: the float sum of the local chunks into out (every tensor), before any communication. */
@@ -253,7 +262,6 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
         for (int q = 0; q < P; q++) {
             r->sendcounts[q] = c < nlocal && q != me ? r->counts[q] : 0;
             r->recvcounts[q] = c < r->nlocal_of[q] && q != me ? (int)own : 0;
-            r->recvdispls[q] = q * (int)own;
             if (r->recvcounts[q]) r->slices[ns++] = in + (size_t)q * own;
         }
         const float *send = c < nlocal ? chunks[c] : out; /* out: any distinct buffer, nothing is sent */
@@ -261,7 +269,7 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
                                 MPI_FLOAT, r->comm));
     }
     const int h = headroom_bits(nglobal);
-    int bad = INT_MAX;
+    int bad = -1;
     double block[BLOCK];
     for (int t = r->t_lo; t < r->t_hi; t++) {
         const size_t off = l->t[t].offset - base, n = l->t[t].size;
@@ -270,7 +278,7 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
         float *o = out + off;
         if (mx >= INF_BITS) {
             for (size_t i = 0; i < n; i++) o[i] = NAN;
-            if (bad == INT_MAX) bad = t;
+            if (bad < 0) bad = t;
             continue;
         }
         const int e = grid_exponent(mx, h);
@@ -283,8 +291,7 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
             scale_to_float(o + i0, block, len, inv);
         }
     }
-    if (P > 1) CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MIN, r->comm));
-    return bad == INT_MAX ? -1 : bad;
+    return agree_first_bad(r, bad);
 }
 
 int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal)
@@ -300,10 +307,7 @@ int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlo
             local_float_sum(l, r->fsum, chunks, nlocal);
             CHECK_MPI(MPI_Reduce_scatter(r->fsum, out, r->counts, MPI_FLOAT, MPI_SUM, r->comm));
         }
-        int bad = first_nonfinite(l, out, base, r->t_lo, r->t_hi);
-        bad = bad < 0 ? INT_MAX : bad;
-        CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MIN, r->comm));
-        return bad == INT_MAX ? -1 : bad;
+        return agree_first_bad(r, first_nonfinite(l, out, base, r->t_lo, r->t_hi));
     }
     int nlocal_max = nlocal;
     if (r->size > 1) {

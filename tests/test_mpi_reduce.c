@@ -125,8 +125,11 @@ int main(int argc, char **argv)
         snprintf(what, sizeof what, "%s: owned tensors contiguous, every tensor owned once", path);
         check(cover, what);
         float *full = malloc(N * sizeof(float)), *owned = malloc(N * sizeof(float));
-        size_t o0 = l.t[r.t_lo].offset, o1 = r.t_hi < l.n ? l.t[r.t_hi].offset : N;
-        if (r.t_lo == r.t_hi) o0 = o1 = 0;
+        size_t o0 = 0, o1 = 0; /* the owned elements (none if no tensor is owned) */
+        if (r.t_lo < r.t_hi) {
+            o0 = l.t[r.t_lo].offset;
+            o1 = r.t_hi < l.n ? l.t[r.t_hi].offset : N;
+        }
         snprintf(what, sizeof what, "%s: the owned range is counts/displs", path);
         check((r.t_lo == r.t_hi || (size_t)r.displs[rank] == o0) && (size_t)r.counts[rank] == o1 - o0, what);
         float *sum = malloc((o1 - o0 + 1) * sizeof(float)); /* just the owned tensors */

@@ -1,6 +1,7 @@
 /* A table of named tensors carved out of one contiguous float buffer.
  * params, gradients and Adam moments share one layout (a rank's share of the sharded optimiser state is a
- * contiguous range of it), so the reduction, the optimiser and checkpoint I/O are one loop each. Shapes are row-major; a Linear weight is [out][in] like torch.nn.Linear. */
+ * contiguous range of it), so the reduction, the optimiser and checkpoint I/O are one loop each. Shapes are
+ * row-major; a Linear weight is [out][in] like torch.nn.Linear. */
 #ifndef VAMP_LAYOUT_H
 #define VAMP_LAYOUT_H
 
