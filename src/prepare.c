@@ -2,8 +2,11 @@
  * IDX files (MNIST, Fashion-MNIST; gzip or plain, through zlib), the .amat text files of statically binarised
  * MNIST, and MATLAB .mat files (OMNIGLOT chardata.mat, Caltech 101 Silhouettes, Frey Faces; through libmatio).
  * Writes to a temporary name and renames, so a failed conversion leaves nothing behind. It does not binarise
- * grey data (vamp_mpi does that when it trains) and does not shuffle (vamp_mpi draws its own orders). */
+ * grey data (vamp_mpi does that when it trains). Where the reference's loader shuffles before cutting the
+ * validation (and test) split (Frey Faces, OMNIGLOT), the default split is shuffled too, by a keyed Philox
+ * permutation with a fixed seed recorded in the file; --split ordered keeps the file's order. */
 #include "vamp/data.h"
+#include "vamp/rng.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -17,6 +20,8 @@
 #include <zlib.h>
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+/* The reference's default --seed (experiment.py); its own shuffle is numpy's, unseeded, so not reproducible. */
+#define SPLIT_SEED_DEFAULT 14
 
 static const char *tmp_to_remove = NULL;
 
@@ -40,17 +45,26 @@ static void usage(FILE *out)
             "                        [--n-valid N]\n"
             "       vamp_prepare fashion-mnist --out OUT.h5   (Debian's dataset-fashion-mnist, " FMNIST_DIR ")\n"
             "       vamp_prepare amat --train F --valid F --test F --out OUT.h5     (static MNIST, binary)\n"
-            "       vamp_prepare omniglot --mat chardata.mat --out OUT.h5           (last 1345 train -> valid)\n"
+            "       vamp_prepare omniglot --mat chardata.mat --out OUT.h5           (1345 train -> valid)\n"
             "       vamp_prepare caltech --mat caltech101_silhouettes_28_split1.mat --out OUT.h5\n"
             "       vamp_prepare frey --mat frey_rawface.mat --out OUT.h5           (1565 / 200 / 200)\n"
-            "       vamp_prepare --help\n"
+            "       vamp_prepare --help | --version\n"
+            "\n"
+            "options for omniglot and frey, whose reference loaders shuffle before they split:\n"
+            "  --split shuffled|ordered  shuffled (default): the images are permuted first (frey: all 1965 frames,\n"
+            "                            then 1565 / 200 / 200; omniglot: the training images, then the last 1345\n"
+            "                            validate), by Philox4x32-10 Fisher-Yates keyed by --split-seed; ordered:\n"
+            "                            the file's order (for Frey Faces: test = the last 200 video frames)\n"
+            "  --split-seed N            seed of the shuffled split (default %d); split and split_seed are\n"
+            "                            recorded as attributes of OUT.h5\n"
             "\n"
             "Converts IDX image files (MNIST, Fashion-MNIST; .gz or plain) into one HDF5 file with /train, /valid and\n"
             "/test (N x D uint8) and the attributes format, version, height, width, kind = gray, source. The last\n"
             "N training images (default 10000) become /valid, as the paper splits dynamic MNIST. The other formats\n"
-            "use the splits of the paper's reference code, without its shuffling: .amat and Caltech are binary (kind\n"
+            "use the splits of the paper's reference code (shuffled as above): .amat and Caltech are binary (kind\n"
             "binary: train with data.binarize = none), OMNIGLOT is grey in [0,1] (float32; dynamic binarisation),\n"
-            "Frey Faces grey 28x20 (logistic256). Exit status 2 on a missing or malformed input; nothing is written.\n");
+            "Frey Faces grey 28x20 (logistic256). Exit status 2 on a missing or malformed input; nothing is written.\n",
+            SPLIT_SEED_DEFAULT);
 }
 
 typedef struct {
@@ -236,6 +250,8 @@ typedef struct {
     long n[3];
     int height, width;
     const char *kind, *source;
+    const char *split; /* "shuffled" or "ordered" where the reference shuffles before splitting, else NULL */
+    int split_seed;    /* the seed of a shuffled split */
 } dataset_out;
 
 static void write_dataset(const char *out, const dataset_out *d)
@@ -258,11 +274,29 @@ static void write_dataset(const char *out, const dataset_out *d)
     write_int_attr(f, "width", d->width, out);
     write_str_attr(f, "kind", d->kind, out);
     write_str_attr(f, "source", d->source, out);
+    if (d->split) {
+        write_str_attr(f, "split", d->split, out);
+        if (!strcmp(d->split, "shuffled")) write_int_attr(f, "split_seed", d->split_seed, out);
+    }
     if (H5Fclose(f) < 0) fail(out, "cannot close (disk full?)");
     if (rename(tmp, out) != 0) fail(out, "cannot rename %s into place: %s", tmp, strerror(errno));
     tmp_to_remove = NULL;
     printf("vamp_prepare: wrote %s: train %ld, valid %ld, test %ld images of %dx%d, kind %s (%s)\n", out, d->n[0],
            d->n[1], d->n[2], d->height, d->width, d->kind, d->source);
+}
+
+/* Permutes the n rows (row_bytes each) of rows in place: row i becomes old row perm[i], perm a keyed Philox
+ * Fisher-Yates permutation (the same for a seed on any machine). */
+static void shuffle_rows(void *rows, size_t row_bytes, long n, int seed, const char *file)
+{
+    uint32_t *perm = malloc((size_t)n * sizeof *perm);
+    unsigned char *copy = malloc((size_t)n * row_bytes);
+    if (!perm || !copy) fail(file, "out of memory");
+    rng_permutation(perm, (uint32_t)n, (uint64_t)seed, RNG_SPLIT, 0, 0);
+    memcpy(copy, rows, (size_t)n * row_bytes);
+    for (long i = 0; i < n; i++) memcpy((unsigned char *)rows + (size_t)i * row_bytes, copy + (size_t)perm[i] * row_bytes, row_bytes);
+    free(copy);
+    free(perm);
 }
 
 static const char *basename_of(const char *p)
@@ -281,6 +315,8 @@ int main(int argc, char **argv)
     const char *mode = argv[1], *train = NULL, *test = NULL, *valid = NULL, *out = NULL, *source = NULL,
                *matfile = NULL;
     long n_valid = 10000;
+    const char *split = NULL;
+    int split_seed = SPLIT_SEED_DEFAULT;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc) fail("arguments", "option %s needs a value (see --help)", a);
@@ -291,6 +327,17 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--mat")) matfile = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--source")) source = v;
+        else if (!strcmp(a, "--split")) {
+            if (strcmp(v, "shuffled") && strcmp(v, "ordered"))
+                fail("arguments", "--split %s: expected shuffled or ordered", v);
+            split = v;
+        } else if (!strcmp(a, "--split-seed")) {
+            char *end;
+            long sd = strtol(v, &end, 10);
+            if (*end || end == v || sd < 0 || sd > 2147483647L)
+                fail("arguments", "--split-seed %s: expected an integer 0..2147483647", v);
+            split_seed = (int)sd;
+        }
         else if (!strcmp(a, "--n-valid")) {
             char *end;
             n_valid = strtol(v, &end, 10);
@@ -301,6 +348,14 @@ int main(int argc, char **argv)
     char src_buf[600];
     dataset_out d;
     memset(&d, 0, sizeof d);
+    const int shuffles = !strcmp(mode, "omniglot") || !strcmp(mode, "frey"); /* as the reference's loaders */
+    if (!shuffles && split)
+        fail("arguments", "--split is for omniglot and frey only (the reference's loader for %s does not shuffle "
+             "before splitting)", mode);
+    if (shuffles) {
+        d.split = split ? split : "shuffled";
+        d.split_seed = split_seed;
+    }
 
     if (!strcmp(mode, "idx") || !strcmp(mode, "fashion-mnist")) {
         if (!strcmp(mode, "fashion-mnist")) {
@@ -363,6 +418,7 @@ int main(int argc, char **argv)
             check_range(xt, (size_t)nt * D, matfile, "testdata", 0, 1, 0);
             const long nv = 1345; /* the reference's validation size */
             if (n <= nv) fail(matfile, "variable \"data\" has %ld images, too few for 1345 validation images", n);
+            if (!strcmp(d.split, "shuffled")) shuffle_rows(x, D * sizeof(float), n, d.split_seed, matfile);
             d.f32[0] = x;
             d.n[0] = n - nv;
             d.f32[1] = x + (size_t)(n - nv) * D;
@@ -400,6 +456,7 @@ int main(int argc, char **argv)
                         fail(matfile, "variable \"ff\": value %g is not an integer 0..255", v);
                     u[i * r + p] = (unsigned char)v;
                 }
+            if (!strcmp(d.split, "shuffled")) shuffle_rows(u, r, 1965, d.split_seed, matfile);
             d.u8[0] = u;
             d.n[0] = 1565;
             d.u8[1] = u + 1565 * r;

@@ -17,6 +17,7 @@ typedef enum {
     RNG_PSEUDO = 7,    /* vampprior_data: choice of images and noise for the pseudo-inputs */
     RNG_IS = 8,        /* importance sampling in evaluation */
     RNG_SAMPLE = 9,    /* samples for pictures */
+    RNG_SPLIT = 10,    /* vamp_prepare: the shuffled train/valid/test split (epoch, index 0) */
 } vamp_rng_purpose;
 
 /* Uniform in (0,1), never 0 or 1. */
