@@ -2,6 +2,7 @@
  * written under a temporary name and renamed into place; see checkpoint.h for the formats. */
 #include "vamp/checkpoint.h"
 #include "vamp/check.h"
+#include "vamp/provenance.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,13 +39,14 @@ static int write_double_attr(hid_t loc, const char *name, double value)
 
 /* Returns 0 on success; on failure the temporary file is removed. */
 static int write_file(const char *tmp, const vamp_layout *l, const float *params, const char *config_ini,
-                      const vamp_attr *attrs, int nattrs, const vamp_extra *extra, int nextra)
+                      const vamp_provenance *prov, const vamp_attr *attrs, int nattrs, const vamp_extra *extra,
+                      int nextra)
 {
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return -1;
     int ok = write_string_attr(f, "format", VAMP_PARAMS_FORMAT) == 0 &&
              write_double_attr(f, "version", VAMP_PARAMS_VERSION) == 0 &&
-             write_string_attr(f, "config", config_ini) == 0;
+             write_string_attr(f, "config", config_ini) == 0 && provenance_write_attrs(f, prov) == 0;
     for (int i = 0; ok && i < nattrs; i++) ok = write_double_attr(f, attrs[i].key, attrs[i].value) == 0;
     hid_t g = ok ? H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     ok = ok && g >= 0;
@@ -82,12 +84,14 @@ void params_write(const char *path, const vamp_layout *l, const float *params, c
 {
     int rank;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    vamp_provenance prov;
+    provenance_collect(&prov, comm);
     char msg[1200] = "";
     if (rank == 0) {
         char tmp[1100];
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
         vamp_h5_quiet();
-        if (write_file(tmp, l, params, config_ini, attrs, nattrs, extra, nextra) != 0)
+        if (write_file(tmp, l, params, config_ini, &prov, attrs, nattrs, extra, nextra) != 0)
             snprintf(msg, sizeof msg, "cannot write \"%s\" (disk full or directory not writable?); "
                      "any previous file there is unchanged", path);
         else if (rename(tmp, path) != 0) {
@@ -320,6 +324,8 @@ void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const char 
     uint32_t crcs[4]; /* before any file work: the owned CRCs are collective, whatever happens to the file */
     for (int g = 0; g < 4; g++)
         crcs[g] = owned[g] ? crc_of_owned(bufs[g], owned[g], t->rank, t->size, comm) : crc_of(bufs[g], l->total);
+    vamp_provenance prov;
+    provenance_collect(&prov, comm);
     const char *dir = t->cfg.run_dir;
     char name[64], path[1200], tmp[1300];
     snprintf(name, sizeof name, "ckpt-%08ld.h5", t->step);
@@ -336,7 +342,8 @@ void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const char 
     if (ok && getenv("VAMP_INJECT_CKPT_FAILURE")) ok = 0; /* tests: a write that fails like a full disk */
     /* attributes are collective metadata: every rank writes the same values */
     ok = ok && write_string_attr(f, "format", VAMP_CKPT_FORMAT) == 0 &&
-         write_double_attr(f, "version", VAMP_CKPT_VERSION) == 0 && write_string_attr(f, "config", config_ini) == 0;
+         write_double_attr(f, "version", VAMP_CKPT_VERSION) == 0 && write_string_attr(f, "config", config_ini) == 0 &&
+         provenance_write_attrs(f, &prov) == 0;
     named_value v[16];
     int nv = progress_values(v, t, p);
     for (int i = 0; ok && i < nv; i++) ok = write_double_attr(f, v[i].name, v[i].value) == 0;

@@ -7,6 +7,8 @@
 #include "vamp/data.h"
 #include "vamp/eval.h"
 #include "vamp/pictures.h"
+#include "vamp/provenance.h"
+#include "vamp/build_info.h"
 #include "vamp/runlog.h"
 #include "vamp/train.h"
 
@@ -18,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define VAMP_VERSION "0.1.0"
 #define MAX_SETS 256
 
 static void usage(FILE *out)
@@ -44,7 +45,8 @@ static void usage(FILE *out)
             "                           without training; config from CONFIG.ini, else config.ini beside them;\n"
             "                           writes eval.h5 beside the parameters\n"
             "  --help                   this text\n"
-            "  --version                program version\n"
+            "  --version                version and build: git commit, compiler, OpenBLAS core and configuration,\n"
+            "                           MPI and HDF5 libraries (also in the run log and in every HDF5 file written)\n"
             "\n"
             "signals: SIGTERM, SIGUSR1 or SIGINT stop at the next step with a checkpoint (a second SIGINT aborts).\n"
             "exit status: 0 done; 1 runtime failure (a file could not be written, non-finite gradient); 2 bad input\n"
@@ -225,7 +227,10 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(argv[i], "--version")) {
+            vamp_provenance prov;
+            provenance_collect(&prov, MPI_COMM_NULL);
             printf("vamp_mpi %s\n", VAMP_VERSION);
+            provenance_print(stdout, "  ", &prov);
             return 0;
         }
     }
@@ -258,6 +263,9 @@ int main(int argc, char **argv)
         params_read(params_path, &tr.model.layout, tr.params, comm);
         log0(comm, "vamp_mpi %s: evaluating %s on %ld test images, %d rank(s)\n", VAMP_VERSION, params_path,
              data.test.n, size);
+        vamp_provenance prov;
+        provenance_collect(&prov, comm);
+        if (rank == 0) provenance_print(stdout, "build ", &prov);
         vamp_test_result r = evaluate_test(&tr, &data, comm);
         vamp_attr attrs[] = {{"test_ll", r.ll}, {"test_elbo", r.elbo}, {"test_re", r.re}, {"test_kl", r.kl},
                              {"active_units_z1", r.active_z1}, {"active_units_z2", r.active_z2}};
@@ -283,6 +291,9 @@ int main(int argc, char **argv)
 
     run_dir_prepare(cfg.run_dir, ini, comm);
     log0(comm, "vamp_mpi %s: %d rank(s), config %s\n%s", VAMP_VERSION, size, args.cfg_path, ini);
+    vamp_provenance prov;
+    provenance_collect(&prov, comm);
+    if (rank == 0) provenance_print(stdout, "build ", &prov);
     log0(comm, "data: %s (%s, %dx%d): train %ld, valid %ld, test %ld images\n", cfg.data_path,
          data.binary ? "binary" : "gray", data.height, data.width, data.train.n, data.valid.n, data.test.n);
     trainer_init(&tr, &cfg, &data, comm);

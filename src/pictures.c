@@ -1,6 +1,7 @@
 /* PNG grids and pictures.h5 (see pictures.h). Sampling noise is keyed (RNG_SAMPLE), so pictures of the same
  * parameters are the same whatever the rank count. */
 #include "vamp/pictures.h"
+#include "vamp/provenance.h"
 #include "vamp/check.h"
 #include "vamp/rng.h"
 
@@ -84,6 +85,8 @@ void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, con
 {
     vamp_model *m = &t->model;
     trainer_prior_components(t);
+    vamp_provenance prov;
+    provenance_collect(&prov, t->comm);
     char msg[1400] = "";
     if (t->rank == 0) {
         const size_t D = m->D;
@@ -156,7 +159,8 @@ void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, con
             snprintf(path, sizeof path, "%s/%spictures.h5", dir, prefix);
             snprintf(tmp, sizeof tmp, "%s.tmp", path);
             hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-            ok = f >= 0 && write_h5_array(f, "samples", samples, NPICS, h, w) == 0 &&
+            ok = f >= 0 && provenance_write_attrs(f, &prov) == 0 &&
+                 write_h5_array(f, "samples", samples, NPICS, h, w) == 0 &&
                  write_h5_array(f, "originals", data->test.x, nrec, h, w) == 0 &&
                  write_h5_array(f, "reconstructions", recon, nrec, h, w) == 0 &&
                  (!pseudo || write_h5_array(f, "pseudo_inputs", pseudo, npseudo, h, w) == 0);

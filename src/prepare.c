@@ -7,6 +7,8 @@
  * permutation with a fixed seed recorded in the file; --split ordered keeps the file's order. */
 #include "vamp/data.h"
 #include "vamp/rng.h"
+#include "vamp/provenance.h"
+#include "vamp/build_info.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -274,6 +276,9 @@ static void write_dataset(const char *out, const dataset_out *d)
     write_int_attr(f, "width", d->width, out);
     write_str_attr(f, "kind", d->kind, out);
     write_str_attr(f, "source", d->source, out);
+    vamp_provenance prov;
+    provenance_collect(&prov, MPI_COMM_NULL);
+    if (provenance_write_attrs(f, &prov) != 0) fail(out, "cannot write the build attributes");
     if (d->split) {
         write_str_attr(f, "split", d->split, out);
         if (!strcmp(d->split, "shuffled")) write_int_attr(f, "split_seed", d->split_seed, out);
@@ -310,6 +315,13 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        vamp_provenance prov;
+        provenance_collect(&prov, MPI_COMM_NULL);
+        printf("vamp_prepare %s\n", VAMP_VERSION);
+        provenance_print(stdout, "  ", &prov);
+        return 0;
     }
     MPI_Init(&argc, &argv); /* the parallel HDF5 library needs MPI, even for this serial writer */
     const char *mode = argv[1], *train = NULL, *test = NULL, *valid = NULL, *out = NULL, *source = NULL,
