@@ -1,15 +1,55 @@
 #!/usr/bin/python3
-"""A comparison table of runs in the form of the paper's: model x prior -> test log-likelihood (and ELBO,
-active units, epochs), from each run's final.h5 attributes and stored config.
+"""The paper's table from runs: data set x model x prior -> test log-likelihood with its standard error, ELBO,
+RE, KL, active units, epochs (best), training time, rank count, IS samples, and the published value.
+
+The data set is the stem of data.path in the run's stored config (data/frey.h5 -> frey). Published values come
+from analysis/published.tsv (with their sources). The standard error is the standard deviation of the per-image
+log-likelihoods (/eval/test_ll) over sqrt(test images): the spread of the test-set mean, not of the seed.
 
 usage: table.py RUN_DIR [RUN_DIR...] [--markdown]
 """
 import argparse
 import configparser
+import csv
 import math
 import os
 
 import h5py
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def published():
+    """(dataset, model, prior) -> (value, source) from analysis/published.tsv."""
+    out = {}
+    with open(os.path.join(HERE, "published.tsv")) as f:
+        for r in csv.DictReader((l for l in f if not l.startswith("#")), delimiter="\t"):
+            out[(r["dataset"], r["model"], r["prior"])] = (float(r["test_ll"]), r["source"])
+    return out
+
+
+def text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def read_run(run):
+    f = h5py.File(os.path.join(run, "final.h5"), "r")
+    cfg = configparser.ConfigParser()
+    cfg.read_string(text(f.attrs["config"]))
+    at = f.attrs
+    ll = f["eval/test_ll"][...] if "eval/test_ll" in f else np.array([])
+    return {
+        "dataset": os.path.splitext(os.path.basename(cfg["data"]["path"]))[0],
+        "model": cfg["model"]["type"].upper(), "prior": cfg["prior"]["type"],
+        "ll": float(at.get("test_ll", math.nan)),
+        "se": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else math.nan,
+        "elbo": float(at["test_elbo"]), "re": float(at["test_re"]), "kl": float(at["test_kl"]),
+        "au1": int(at["active_units_z1"]), "au2": int(at["active_units_z2"]),
+        "epochs": int(at["epochs"]), "best": int(at["best_epoch"]), "seconds": float(at["train_seconds"]),
+        "ranks": int(at["ranks"]) if "ranks" in at else 0, "samples": int(cfg["eval"]["samples"]),
+        "core": text(at["build_openblas_core"]) if "build_openblas_core" in at else "?",
+    }
 
 
 def main():
@@ -17,31 +57,32 @@ def main():
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args()
+    pub = published()
     rows = []
     for run in a.runs:
-        path = os.path.join(run, "final.h5")
-        if not os.path.exists(path):
-            print(f"skipping {run}: no final.h5")
+        if not os.path.exists(os.path.join(run, "final.h5")):
+            print(f"skipping {run}: no final.h5 (not finished)")
             continue
-        f = h5py.File(path, "r")
-        cfg = configparser.ConfigParser()
-        c = f.attrs["config"]
-        cfg.read_string(c.decode() if isinstance(c, bytes) else c)
-        at = {k: float(v) for k, v in f.attrs.items() if k not in ("config", "format")}
-        rows.append((cfg["model"]["type"].upper(), cfg["prior"]["type"], at.get("test_ll", math.nan),
-                     at.get("test_elbo", math.nan), int(at.get("active_units_z1", 0)), int(at.get("active_units_z2", 0)),
-                     int(at.get("epochs", 0)), int(cfg["eval"]["samples"])))
-    rows.sort()
-    head = ("model", "prior", "test LL", "test ELBO", "AU z1", "AU z2", "epochs", "IS samples")
+        rows.append(read_run(run))
+    order = {"standard": 0, "mog": 1, "vampprior_data": 2, "vampprior": 3}
+    rows.sort(key=lambda r: (r["dataset"], r["model"], order.get(r["prior"], 9)))
+    head = ("data set", "model", "prior", "test LL ± SE", "published", "ELBO", "RE", "KL", "AU z1/z2",
+            "epochs (best)", "train s", "ranks", "S", "OpenBLAS core")
+    lines = []
+    for r in rows:
+        p = pub.get((r["dataset"], r["model"], r["prior"]))
+        lines.append((r["dataset"], r["model"], r["prior"], f"{r['ll']:.2f} ± {r['se']:.2f}",
+                      f"{p[0]:.2f}" if p else "—", f"{r['elbo']:.2f}", f"{r['re']:.2f}", f"{r['kl']:.2f}",
+                      f"{r['au1']}/{r['au2']}", f"{r['epochs']} ({r['best']})", f"{r['seconds']:.0f}",
+                      str(r["ranks"]), str(r["samples"]), r["core"]))
     if a.markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
-        for r in rows:
-            print(f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]} | {r[5]} | {r[6]} | {r[7]} |")
+        for l in lines:
+            print("| " + " | ".join(l) + " |")
     else:
-        print("%-6s %-15s %9s %9s %6s %6s %7s %10s" % head)
-        for r in rows:
-            print("%-6s %-15s %9.2f %9.2f %6d %6d %7d %10d" % r)
+        for l in [head] + lines:
+            print("  ".join(f"{c:<14}" for c in l))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 # Extra arguments are passed to vamp_mpi (e.g. --set train.epochs=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh main
 scripts/build.sh
 if [ ! -f data/fashion_mnist.h5 ]; then
   mkdir -p data

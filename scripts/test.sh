@@ -1,8 +1,9 @@
 #!/bin/bash
-# The test command: builds, runs every test (unit, MPI under -n 1/2/4, scripts, PyTorch parity), then the unit
+# The test command: installs the test role's Debian packages (scripts/install-deps.sh test), builds, runs every test (unit, MPI under -n 1/2/4, scripts, PyTorch parity), then the unit
 # tests again in an -fsanitize=address,undefined build. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-deps.sh test
 export OPENBLAS_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 scripts/build.sh
