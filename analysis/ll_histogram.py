@@ -14,24 +14,31 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def load_ll(run):
+    path = os.path.join(run, "final.h5") if os.path.isdir(run) else run
+    f = h5py.File(path, "r")
+    if "eval/test_ll" not in f:
+        raise SystemExit(f"{path}: no /eval/test_ll (was it run with eval.samples = 0?)")
+    return path, np.array(f["eval/test_ll"])
+
+
+def plot_ll_histogram(ax, ll):
+    ax.hist(ll, bins=80)
+    ax.axvline(ll.mean(), color="k", ls="--", label=f"mean {ll.mean():.2f} nats")
+    ax.axvline(np.median(ll), color="r", ls=":", label=f"median {np.median(ll):.2f}")
+    ax.set(xlabel="log p(x) per test image (nats)", ylabel="images")
+    ax.legend(fontsize=8)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
     ap.add_argument("--out", default="ll_histogram.png")
     a = ap.parse_args()
-    path = os.path.join(a.run, "final.h5") if os.path.isdir(a.run) else a.run
-    f = h5py.File(path, "r")
-    if "eval/test_ll" not in f:
-        raise SystemExit(f"{path}: no /eval/test_ll (was it run with eval.samples = 0?)")
-    ll = np.array(f["eval/test_ll"])
-    plt.figure(figsize=(6, 4))
-    plt.hist(ll, bins=80)
-    plt.axvline(ll.mean(), color="k", ls="--", label=f"mean {ll.mean():.2f} nats")
-    plt.xlabel("log p(x) per test image (nats)")
-    plt.ylabel("images")
-    plt.legend()
-    plt.tight_layout()
-    plt.savefig(a.out, dpi=120)
+    path, ll = load_ll(a.run)
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    plot_ll_histogram(ax, ll)
+    fig.savefig(a.out, dpi=120)
     print(f"{path}: {len(ll)} images, mean {ll.mean():.3f}, median {np.median(ll):.3f}, min {ll.min():.1f}; wrote {a.out}")
 
 
