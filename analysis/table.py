@@ -3,7 +3,8 @@
 RE, KL, active units, epochs (best), training time, rank count, IS samples, and the published value.
 
 The data set is the stem of data.path in the run's stored config (data/frey.h5 -> frey). Published values come
-from analysis/published.tsv (with their sources). The standard error is the standard deviation of the per-image
+from analysis/published.tsv (with their sources); where they are in bits per dimension (Frey Faces, as the paper
+prints them), ours is shown in that unit too: -LL / (D ln 2). The standard error is the standard deviation of the per-image
 log-likelihoods (/eval/test_ll) over sqrt(test images): the spread of the test-set mean, not of the seed.
 
 usage: table.py RUN_DIR [RUN_DIR...] [--markdown]
@@ -21,11 +22,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def published():
-    """(dataset, model, prior) -> (value, source) from analysis/published.tsv."""
+    """(dataset, model, prior) -> (value, unit, source) from analysis/published.tsv."""
     out = {}
     with open(os.path.join(HERE, "published.tsv")) as f:
         for r in csv.DictReader((l for l in f if not l.startswith("#")), delimiter="\t"):
-            out[(r["dataset"], r["model"], r["prior"])] = (float(r["test_ll"]), r["source"])
+            out[(r["dataset"], r["model"], r["prior"])] = (float(r["test_ll"]), r["unit"], r["source"])
     return out
 
 
@@ -39,11 +40,14 @@ def read_run(run):
     cfg.read_string(text(f.attrs["config"]))
     at = f.attrs
     ll = f["eval/test_ll"][...] if "eval/test_ll" in f else np.array([])
+    D = f["params/p_x_mean.linear.weight"].shape[0]  # pixels per image
     return {
         "dataset": os.path.splitext(os.path.basename(cfg["data"]["path"]))[0],
         "model": cfg["model"]["type"].upper(), "prior": cfg["prior"]["type"],
+        "grey": cfg["model"]["likelihood"] == "logistic256",
         "ll": float(at.get("test_ll", math.nan)),
         "se": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else math.nan,
+        "bpd": -float(at.get("test_ll", math.nan)) / (D * math.log(2)),
         "elbo": float(at["test_elbo"]), "re": float(at["test_re"]), "kl": float(at["test_kl"]),
         "au1": int(at["active_units_z1"]), "au2": int(at["active_units_z2"]),
         "epochs": int(at["epochs"]), "best": int(at["best_epoch"]), "seconds": float(at["train_seconds"]),
@@ -60,6 +64,8 @@ def main():
     pub = published()
     rows = []
     for run in a.runs:
+        if not os.path.isdir(run):
+            continue
         if not os.path.exists(os.path.join(run, "final.h5")):
             print(f"skipping {run}: no final.h5 (not finished)")
             continue
@@ -71,8 +77,11 @@ def main():
     lines = []
     for r in rows:
         p = pub.get((r["dataset"], r["model"], r["prior"]))
-        lines.append((r["dataset"], r["model"], r["prior"], f"{r['ll']:.2f} ± {r['se']:.2f}",
-                      f"{p[0]:.2f}" if p else "—", f"{r['elbo']:.2f}", f"{r['re']:.2f}", f"{r['kl']:.2f}",
+        ours = f"{r['ll']:.2f} ± {r['se']:.2f}"
+        if r["grey"]:  # the paper's unit for grey data: -LL / (D ln 2)
+            ours += f" ({r['bpd']:.3f} bits/dim)"
+        lines.append((r["dataset"], r["model"], r["prior"], ours,
+                      f"{p[0]:.2f}{' bits/dim' if p[1] == 'bits/dim' else ''}" if p else "—", f"{r['elbo']:.2f}", f"{r['re']:.2f}", f"{r['kl']:.2f}",
                       f"{r['au1']}/{r['au2']}", f"{r['epochs']} ({r['best']})", f"{r['seconds']:.0f}",
                       str(r["ranks"]), str(r["samples"]), r["core"]))
     if a.markdown:
