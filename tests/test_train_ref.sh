@@ -2,7 +2,7 @@
 # The PyTorch trainer tests/reference/train_ref.py (the other side of analysis/side_by_side.py): its defaults are
 # vamp_mpi's, a bad key stops it with exit 2, and 2 epochs on tiny synthetic data (vae + vampprior_data with
 # dynamic binarisation; hvae + mog with the discretised logistic) write metrics.csv and results.json with finite
-# values and a validation loss that went down.
+# values and a validation loss that went down, and its early stopping ends where vamp_mpi's does.
 # usage: test_train_ref.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
@@ -61,8 +61,11 @@ INI
 
 /usr/bin/python3 "$TR" "$TMP/c.ini" --out "$TMP/x" --set model.hiden=3 >"$TMP/log" 2>&1
 rc=$?
-if [ $rc -eq 2 ] && grep -q "hiden" "$TMP/log" && [ ! -e "$TMP/x" ]; then ok "an unknown key: exit 2 naming it, nothing written"
-else bad "an unknown key: exit $rc" "$TMP/log"; fi
+if [ $rc -eq 2 ] && grep -q "hiden" "$TMP/log" && [ ! -e "$TMP/x" ]; then
+  ok "an unknown key: exit 2 naming it, nothing written"
+else
+  bad "an unknown key: exit $rc" "$TMP/log"
+fi
 
 # check_run DIR: results.json finite, 2 epochs, validation loss of epoch 2 below epoch 1's
 check_run() {
@@ -82,12 +85,31 @@ PY
 for run in "vae vampprior_data dynamic bernoulli" "hvae mog none logistic256"; do
   set -- $run
   name="$1 + $2, binarize $3, $4"
-  if nice -n 5 /usr/bin/python3 "$TR" "$TMP/c.ini" --out "$TMP/$1_$2" --set model.type=$1 --set prior.type=$2 --set data.binarize=$3 \
-       --set model.likelihood=$4 --seed 3 >"$TMP/log" 2>&1 && check_run "$TMP/$1_$2" >"$TMP/check" 2>&1; then
+  if nice -n 5 /usr/bin/python3 "$TR" "$TMP/c.ini" --out "$TMP/$1_$2" --set model.type=$1 --set prior.type=$2 \
+       --set data.binarize=$3 --set model.likelihood=$4 --seed 3 >"$TMP/log" 2>&1 &&
+     check_run "$TMP/$1_$2" >"$TMP/check" 2>&1; then
     ok "$name: $(cat "$TMP/check")"
   else
     cat "$TMP/check" >>"$TMP/log" 2>/dev/null
     bad "$name" "$TMP/log"
   fi
 done
+
+# Early stopping as vamp_mpi: with lr = 1e-12 the parameters stay put, so (with the same validation noise every
+# epoch) the validation loss never improves after epoch 1; the counter is held at 0 for epochs < warmup = 3 and
+# stops the run once it exceeds patience = 2: after epoch 5, best epoch 1, in both trainers.
+es="--set train.lr=1e-12 --set train.warmup=3 --set train.patience=2 --set train.epochs=20 --set eval.samples=0"
+/usr/bin/python3 "$TR" "$TMP/c.ini" --out "$TMP/es" $es >"$TMP/log" 2>&1
+$MPIEXEC --allow-run-as-root -n 2 "$BUILD/vamp_mpi" "$TMP/c.ini" --set run.dir="$TMP/es_v" $es >>"$TMP/log" 2>&1
+if /usr/bin/python3 - "$TMP" >>"$TMP/log" 2>&1 <<'PY'; then
+import json, sys, h5py
+r = json.load(open(sys.argv[1] + "/es/results.json"))
+v = h5py.File(sys.argv[1] + "/es_v/final.h5", "r").attrs
+print(f"torch {r['epochs']}/{r['best_epoch']}, vamp_mpi {int(v['epochs'])}/{int(v['best_epoch'])}")
+sys.exit(0 if (r["epochs"], r["best_epoch"], int(v["epochs"]), int(v["best_epoch"])) == (5, 1, 5, 1) else 1)
+PY
+  ok "early stopping: both trainers stop after epoch 5 (patience 2, warm-up 3), best epoch 1"
+else
+  bad "early stopping" "$TMP/log"
+fi
 finish

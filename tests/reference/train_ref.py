@@ -20,7 +20,9 @@ It shares neither vamp_mpi's data order nor its noise: all randomness comes from
 run.seed (--seed overrides it). Not resumable.
 
 Writes DIR/config.ini (resolved), DIR/metrics.csv (vamp_mpi's columns), DIR/results.json, DIR/test_ll.npy
-(per-image log-likelihoods). Exit status 2 on a bad config, key, value or dataset, before writing anything.
+(per-image log-likelihoods). Results are reproducible for a given seed and thread count (--threads sets
+both torch's threads and OpenBLAS's). Exit status 2 on a bad config, key, value or dataset, before writing
+anything.
 """
 import argparse
 import configparser
@@ -31,9 +33,23 @@ import os
 import sys
 import time
 
-import h5py
-import numpy as np
-import torch
+
+def threads_arg(argv):
+    """--threads T from the command line (default 1), read before torch loads: Debian's torch multiplies matrices
+    with OpenBLAS, whose thread count is fixed when it loads and changes the results' last bits (and so, over
+    many steps, the results): a run is reproducible for a given thread count."""
+    for i, a in enumerate(argv):
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+    return "1"
+
+
+os.environ["OPENBLAS_NUM_THREADS"] = threads_arg(sys.argv[1:])
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vamp_ref import Model, importance_sampled  # noqa: E402
