@@ -345,12 +345,16 @@ def main():
     au_top, au_z1 = active_units(model, test, e["batch"])
     ll = se = None
     if e["samples"] > 0:
-        last = [time.perf_counter()]
+        t_is = time.perf_counter()
+        last = [t_is]
 
-        def progress(i, n):
-            if time.perf_counter() - last[0] > 10 or i == n:
-                last[0] = time.perf_counter()
-                print(f"  test log-likelihood: {i}/{n} images", flush=True)
+        def progress(i, n):  # about once a minute: images done, seconds per image, time left
+            now = time.perf_counter()
+            if now - last[0] > 60 or i == n:
+                last[0] = now
+                per = (now - t_is) / i
+                print(f"  test log-likelihood: {i}/{n} images, {per:.2f} s per image, {per * (n - i) / 60:.0f} min "
+                      "left", flush=True)
 
         per_image, _ = importance_sampled(model, test, e["samples"], e["block"], gen(seed, 4), progress)
         np.save(os.path.join(a.out, "test_ll.npy"), per_image)
@@ -365,7 +369,7 @@ def main():
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
     for k in ("test_ll", "test_ll_se", "test_elbo", "test_re", "test_kl"):
-        print(f"{k} = {'nan' if res[k] is None else format(res[k], '.4f')}")
+        print(f"{k} = {'nan' if res[k] is None else format(res[k], '.4f')}")  # vamp_mpi's result lines
     for k in ("active_units_z1", "active_units_z2", "epochs", "best_epoch"):
         print(f"{k} = {res[k]}")
     print(f"train_seconds = {train_seconds:.1f}\nwrote {a.out}/results.json")

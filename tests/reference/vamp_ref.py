@@ -107,8 +107,16 @@ class Model(nn.Module):
         if self.prior == "standard":
             return log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         m, lv = comps if comps is not None else self.prior_components()
-        a = log_normal(z.unsqueeze(1), m.unsqueeze(0), lv.unsqueeze(0)) - math.log(self.K)  # (B, K)
-        return torch.logsumexp(a, dim=1)
+        if torch.is_grad_enabled():
+            a = log_normal(z.unsqueeze(1), m.unsqueeze(0), lv.unsqueeze(0))  # (B, K)
+        else:
+            # Evaluation (blocks of 500 importance samples): the same values, computed for a few components at a
+            # time so that the (B, c, Z) temporaries stay in cache, 18x faster than one (500, 500, 40) pass. The
+            # autograd path, which the parity tests and analysis/bench_torch.py use, stays one pass.
+            c = max(1, (1 << 19) // max(1, z.shape[0] * z.shape[1]))
+            a = torch.cat([log_normal(z.unsqueeze(1), m[k:k + c].unsqueeze(0), lv[k:k + c].unsqueeze(0))
+                           for k in range(0, self.K, c)], dim=1)
+        return torch.logsumexp(a - math.log(self.K), dim=1)
 
     def p_x(self, h):
         mean = self.p_x_mean(h)
