@@ -229,7 +229,7 @@ int main(int argc, char **argv)
             return 0;
         }
     }
-    CHECK_MPI(MPI_Init(&argc, &argv));
+    vamp_mpi_init(&argc, &argv); /* MPI-IO settings for long paths, ulimit -v check (check.c) */
     MPI_Comm comm = MPI_COMM_WORLD;
     int rank, size;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
