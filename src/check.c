@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 static int world_rank(void)
 {
@@ -26,17 +27,26 @@ void vamp_fatal(const char *file, int line, const char *call, const char *hint)
     abort();
 }
 
+/* The up-front checks (memory.h) should refuse a run that cannot fit; this names the size if one slips by. */
+static void out_of_memory(const char *file, int line, const char *call, size_t n)
+{
+    char hint[160];
+    snprintf(hint, sizeof hint, "out of memory for %zu bytes (%.1f MiB): lower model.hidden, prior.components or "
+             "train.batch_size, or give the job more memory", n, (double)n / 1048576.0);
+    vamp_fatal(file, line, call, hint);
+}
+
 void *xmalloc_at(size_t n, const char *file, int line)
 {
     void *p = malloc(n ? n : 1);
-    if (!p) vamp_fatal(file, line, "malloc", "out of memory");
+    if (!p) out_of_memory(file, line, "malloc", n);
     return p;
 }
 
 void *xcalloc_at(size_t n, const char *file, int line)
 {
     void *p = calloc(n ? n : 1, 1);
-    if (!p) vamp_fatal(file, line, "calloc", "out of memory");
+    if (!p) out_of_memory(file, line, "calloc", n);
     return p;
 }
 
@@ -88,6 +98,44 @@ void log0(MPI_Comm comm, const char *fmt, ...)
     vprintf(fmt, ap);
     va_end(ap);
     fflush(stdout);
+}
+
+/* Below this address-space limit Open MPI 4.1's MPI_Init itself can crash (a segfault was seen at 100 MiB; it
+ * maps 210-260 MiB here), so the limit is checked before MPI_Init; above it, memory.h's checks compare the room
+ * left after MPI_Init with what the run will allocate, OpenBLAS's work buffer included. */
+#define VAMP_MIN_ADDRESS_SPACE (256ull << 20)
+
+/* The launcher's rank before MPI_Init (Open MPI, PMIx, MPICH/Slurm PMI), 0 if there is none. */
+static int launch_rank(void)
+{
+    const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(vars[i]);
+        if (v) return atoi(v);
+    }
+    return 0;
+}
+
+void vamp_mpi_init(int *argc, char ***argv)
+{
+    /* Open MPI's OMPIO asks each shared-file-pointer component whether it can serve every MPI_File_open, and the
+     * "lockedfile" component answers by writing the file name + ".locktest.<rank>" into a 256-byte stack buffer:
+     * a data.path or run.dir of about 245 characters or more aborts with "buffer overflow detected" (Open MPI 4.1;
+     * the buffer is unchanged upstream). HDF5 never uses shared file pointers and OMPIO opens files without any
+     * such component, so that one component is excluded and OMPIO stays the I/O component (excluding OMPIO for
+     * ROMIO also works, but changes the whole I/O path). Paths up to the documented 1023 characters then work
+     * (tests/test_input_errors.sh). A user's own OMPI_MCA_sharedfp (or mpirun --mca sharedfp) wins; other MPIs
+     * ignore the variable. It must be set before MPI_Init, which reads the MCA parameters. */
+    setenv("OMPI_MCA_sharedfp", "^lockedfile", 0);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < VAMP_MIN_ADDRESS_SPACE) {
+        if (launch_rank() == 0)
+            fprintf(stderr, "vamp_mpi: error: the address-space limit (ulimit -v) is %llu MiB, too small for MPI "
+                    "and OpenBLAS to start (they map about 400 MiB before any training buffer): raise it, e.g. "
+                    "ulimit -v unlimited\n", (unsigned long long)rl.rlim_cur >> 20);
+        exit(VAMP_EXIT_INPUT);
+    }
+    CHECK_MPI(MPI_Init(argc, argv));
 }
 
 void vamp_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }

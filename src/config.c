@@ -160,6 +160,16 @@ static int set_value(vamp_config *c, const key_def *k, const char *value)
     return 0;
 }
 
+/* A value for a message: a long one (a path over the limit) is cut, with its length, so the message still ends
+ * with what was expected. */
+static const char *shown(const char *value, char *buf, size_t len)
+{
+    size_t n = strlen(value);
+    if (n <= 100) snprintf(buf, len, "%s", value);
+    else snprintf(buf, len, "%.60s... (%zu characters)", value, n);
+    return buf;
+}
+
 static const key_def *find_key(const char *section, const char *name)
 {
     for (int i = 0; i < NKEYS; i++)
@@ -174,36 +184,96 @@ static int section_known(const char *section)
     return 0;
 }
 
+/* inih reads each line into a buffer of ini_max_line bytes (200 in its default build) and hands a longer line
+ * over in pieces, each parsed as a line of its own: the tail of a long comment became a setting, a long path was
+ * refused, and line numbers shifted. Debian's libinih makes the limit a run-time variable (CMake looks for it:
+ * VAMP_INIH_MAX_LINE_VAR), which is raised to hold a path of the documented 1023 characters; with any inih, our
+ * reader sees every whole line first and refuses one that does not fit, naming its line. */
+#define VAMP_INI_MAX_LINE 4096
+
+static void ini_settings(void)
+{
+#ifdef VAMP_INIH_MAX_LINE_VAR
+    ini_use_stack = 0; /* a heap buffer of ini_initial_alloc bytes, fixed (no realloc) */
+    ini_allow_realloc = 0;
+    ini_initial_alloc = VAMP_INI_MAX_LINE;
+    ini_max_line = VAMP_INI_MAX_LINE;
+#endif
+}
+
 typedef struct {
     vamp_config *c;
     const char *path;
     FILE *f;
     const char *text;  /* reading from a string instead of f */
+    char *buf;         /* f: the whole current line (getline) */
+    size_t bufcap;
     int line;          /* line being parsed (counted by our reader) */
+    int num;           /* inih's line buffer size */
+    size_t too_long;   /* length of line `line` if it does not fit inih's buffer, else 0 */
+    int nul;           /* line `line` holds a NUL byte */
     int set_line[64];  /* line where each key was set in this file, 0 = not yet */
     char *err;
     size_t errlen;
     int failed;
 } parse_ctx;
 
+/* inih's reader: one whole line into str (num bytes). A line that does not fit, or holds a NUL byte (inih would
+ * silently drop the rest), ends the parse with p->too_long or p->nul set. */
 static char *count_lines(char *str, int num, void *stream)
 {
     parse_ctx *p = stream;
-    char *r;
+    const char *src;
+    size_t n;
+    p->num = num;
     if (p->f) {
-        r = fgets(str, num, p->f);
-    } else { /* one line of p->text */
+        ssize_t got = getline(&p->buf, &p->bufcap, p->f);
+        if (got <= 0) return NULL;
+        src = p->buf;
+        n = (size_t)got;
+    } else {
         if (!*p->text) return NULL;
-        size_t n = strcspn(p->text, "\n");
+        src = p->text;
+        n = strcspn(p->text, "\n");
         if (p->text[n] == '\n') n++;
-        if (n > (size_t)num - 1) n = (size_t)num - 1;
-        memcpy(str, p->text, n);
-        str[n] = '\0';
         p->text += n;
-        r = str;
     }
-    if (r) p->line++;
-    return r;
+    p->line++;
+    size_t content = n; /* without the line end: inih needs room for "\r\n\0" besides it */
+    while (content > 0 && (src[content - 1] == '\n' || src[content - 1] == '\r')) content--;
+    if (content + 3 > (size_t)num) {
+        p->too_long = content;
+        return NULL;
+    }
+    if (memchr(src, '\0', n)) {
+        p->nul = 1;
+        return NULL;
+    }
+    memcpy(str, src, n);
+    str[n] = '\0';
+    return str;
+}
+
+/* The parse's verdict beyond what on_key reports: an over-long line, a NUL byte, or inih's own syntax error. */
+static int parse_verdict(const parse_ctx *p, int rc)
+{
+    if (p->failed) return -1;
+    if (p->too_long) {
+        snprintf(p->err, p->errlen, "%s:%d: this line has %zu characters; the longest line read is %d characters "
+                 "(a longer one would be split into pieces that parse as lines of their own): shorten it", p->path,
+                 p->line, p->too_long, p->num - 3);
+        return -1;
+    }
+    if (p->nul) {
+        snprintf(p->err, p->errlen, "%s:%d: this line holds a NUL byte: a config file is text", p->path, p->line);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(p->err, p->errlen, "%s:%d: not an INI line (expected [section], key = value, or a ; comment)", p->path,
+                 rc > 0 ? rc : p->line);
+        return -1;
+    }
+    return 0;
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -230,8 +300,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 0;
     }
     if (set_value(p->c, k, value) != 0) {
-        snprintf(p->err, p->errlen, "%s:%d: [%s] %s = \"%s\": expected %s", p->path, p->line, section, name, value,
-                 allowed(k, buf, sizeof buf));
+        char vbuf[128];
+        snprintf(p->err, p->errlen, "%s:%d: [%s] %s = \"%s\": expected %s", p->path, p->line, section, name,
+                 shown(value, vbuf, sizeof vbuf), allowed(k, buf, sizeof buf));
         return 0;
     }
     p->set_line[idx] = p->line;
@@ -259,8 +330,10 @@ static int apply_set(vamp_config *c, const char *s, char *err, size_t errlen)
         return -1;
     }
     if (set_value(c, k, eq + 1) != 0) {
-        snprintf(err, errlen, "--set %s: [%s] %s = \"%s\": expected %s", s, section, name, eq + 1,
-                 allowed(k, buf, sizeof buf));
+        char vbuf[128];
+        shown(eq + 1, vbuf, sizeof vbuf);
+        snprintf(err, errlen, "--set %s.%s=%s: [%s] %s = \"%s\": expected %s", section, name, vbuf, section, name,
+                 vbuf, allowed(k, buf, sizeof buf));
         return -1;
     }
     return 0;
@@ -282,14 +355,11 @@ int config_load(vamp_config *c, const char *path, const char *const *sets, int n
             snprintf(err, errlen, "cannot open config file \"%s\": %s", path, strerror(errno));
             return -1;
         }
+        ini_settings();
         int rc = ini_parse_stream(count_lines, &p, on_key, &p);
         fclose(p.f);
-        if (p.failed) return -1;
-        if (rc != 0) {
-            snprintf(err, errlen, "%s:%d: not an INI line (expected [section], key = value, or a ; comment)", path,
-                     rc > 0 ? rc : p.line);
-            return -1;
-        }
+        free(p.buf);
+        if (parse_verdict(&p, rc) != 0) return -1;
     }
     for (int i = 0; i < nset; i++)
         if (apply_set(c, sets[i], err, errlen) != 0) return -1;
@@ -307,13 +377,9 @@ int config_load_text(vamp_config *c, const char *text, const char *name, char *e
     p.text = text;
     p.err = err;
     p.errlen = errlen;
+    ini_settings();
     int rc = ini_parse_stream(count_lines, &p, on_key, &p);
-    if (p.failed) return -1;
-    if (rc != 0) {
-        snprintf(err, errlen, "%s:%d: not an INI line", name, rc);
-        return -1;
-    }
-    return 0;
+    return parse_verdict(&p, rc);
 }
 
 static void format_value(const vamp_config *c, const key_def *k, char *val, size_t len);

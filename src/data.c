@@ -3,10 +3,12 @@
  * file is reported as an input error naming the file and dataset (see data.h). */
 #include "vamp/data.h"
 #include "vamp/check.h"
+#include "vamp/memory.h"
 #include "vamp/rng.h"
 
 #include <errno.h>
 #include <hdf5.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,8 +103,10 @@ static const char *quoted(char buf[80], const char *s)
     return buf;
 }
 
-/* Collective: read rows [lo, hi) of dataset ds (N x D, uint8 or float32) into out as floats in [0,1]. */
-static void read_rows(hid_t ds, int is_u8, long lo, long hi, size_t D, float *out)
+/* Collective: read rows [lo, hi) of dataset ds (N x D, uint8 or float32) into out as floats in [0,1]. A read
+ * that fails on any rank (damaged chunks: the metadata and filters were checked before) is an input error. */
+static void read_rows(hid_t ds, int is_u8, long lo, long hi, size_t D, float *out, const char *path,
+                      const char *name, MPI_Comm comm)
 {
     hsize_t start[2] = {(hsize_t)lo, 0}, count[2] = {(hsize_t)(hi - lo), D};
     hid_t fspace = H5Dget_space(ds);
@@ -113,17 +117,21 @@ static void read_rows(hid_t ds, int is_u8, long lo, long hi, size_t D, float *ou
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     CHECK_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
     size_t n = (size_t)(hi - lo) * D;
+    herr_t rc;
     if (is_u8) {
         unsigned char *u = xmalloc(n ? n : 1);
-        CHECK_H5(H5Dread(ds, H5T_NATIVE_UCHAR, mspace, fspace, dxpl, u));
+        rc = H5Dread(ds, H5T_NATIVE_UCHAR, mspace, fspace, dxpl, u);
         for (size_t i = 0; i < n; i++) out[i] = (float)u[i] / 255.0f;
         free(u);
     } else {
-        CHECK_H5(H5Dread(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, out));
+        rc = H5Dread(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, out);
     }
     H5Pclose(dxpl);
     H5Sclose(mspace);
     H5Sclose(fspace);
+    if (vamp_any(comm, rc < 0))
+        vamp_input_error(comm, "%s: dataset /%s: its rows cannot be read (H5Dread failed: a damaged file?): make "
+                         "it again with vamp_prepare", path, name);
 }
 
 typedef struct {
@@ -131,6 +139,32 @@ typedef struct {
     int is_u8;
     long rows; /* in the file */
 } split_info;
+
+/* Every filter a dataset's chunks went through must be one this HDF5 library can undo, or the first read fails
+ * deep inside HDF5 (h5py's LZF, id 32000, is the usual one: it lives in h5py, not in libhdf5). */
+static void check_filters(hid_t ds, const char *path, const char *name, MPI_Comm comm)
+{
+    hid_t dcpl = H5Dget_create_plist(ds);
+    CHECK_H5(dcpl);
+    int nf = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < nf; i++) {
+        unsigned flags = 0, config = 0;
+        size_t ncd = 0;
+        char fname[64] = "";
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, NULL, sizeof fname, fname, &config);
+        unsigned info = 0;
+        int usable = id >= 0 && H5Zfilter_avail(id) > 0 && H5Zget_filter_info(id, &info) >= 0 &&
+                     (info & H5Z_FILTER_CONFIG_DECODE_ENABLED);
+        if (!usable) {
+            H5Pclose(dcpl);
+            vamp_input_error(comm, "%s: dataset /%s is stored through HDF5 filter %d (\"%s\"), which this HDF5 "
+                             "library cannot decode: write it with gzip or no compression (vamp_prepare does), e.g. "
+                             "h5py's compression=\"gzip\" instead of \"lzf\"", path, name, (int)id,
+                             fname[0] ? fname : "unnamed");
+        }
+    }
+    H5Pclose(dcpl);
+}
 
 /* Opens and checks /name; every rank sees the same metadata, so errors are reported by all alike. */
 static split_info open_split(hid_t f, const char *path, const char *name, size_t D, int h, int w, MPI_Comm comm)
@@ -160,6 +194,11 @@ static split_info open_split(hid_t f, const char *path, const char *name, size_t
     else if (cls == H5T_FLOAT && sz == 4) s.is_u8 = 0;
     else
         vamp_input_error(comm, "%s: dataset /%s: element type must be uint8 (0..255) or float32 (0..1)", path, name);
+    check_filters(s.ds, path, name, comm);
+    if (dims[0] > VAMP_MAX_ROWS)
+        vamp_input_error(comm, "%s: dataset /%s declares %llu rows; at most %llu rows of a split are used: set "
+                         "data.%s_limit", path, name, (unsigned long long)dims[0], (unsigned long long)VAMP_MAX_ROWS,
+                         name);
     s.rows = (long)dims[0];
     return s;
 }
@@ -191,8 +230,9 @@ static void check_values(const vamp_split *sp, size_t D, int need_binary, const 
                      "scaled by 1/255)", path, name, first.row, bad);
 }
 
-static void load_split(vamp_split *sp, hid_t f, const vamp_config *c, const char *name, long limit, size_t D,
-                       int h, int w, int binarize, int need_binary, MPI_Comm comm)
+/* Collective: opens /name, checks it, and decides which rows this rank holds (nothing is allocated yet). */
+static split_info plan_split(vamp_split *sp, hid_t f, const vamp_config *c, const char *name, long limit, size_t D,
+                             int h, int w, MPI_Comm comm)
 {
     int rank, size;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
@@ -211,9 +251,16 @@ static void load_split(vamp_split *sp, hid_t f, const vamp_config *c, const char
     sp->stripe_hi = (rank + 1) * per;
     sp->row_lo = stripe_start(sp->n, sp->stripes, sp->stripe_lo);
     sp->row_hi = stripe_start(sp->n, sp->stripes, sp->stripe_hi);
+    return si;
+}
+
+/* Collective: reads this rank's rows of a planned split, checks their values and binarises them if asked. */
+static void read_split(vamp_split *sp, split_info si, const vamp_config *c, const char *name, size_t D,
+                       int binarize, int need_binary, MPI_Comm comm)
+{
     size_t nloc = (size_t)(sp->row_hi - sp->row_lo);
     sp->x = xmalloc((nloc ? nloc : 1) * D * sizeof(float));
-    read_rows(si.ds, si.is_u8, sp->row_lo, sp->row_hi, D, sp->x);
+    read_rows(si.ds, si.is_u8, sp->row_lo, sp->row_hi, D, sp->x, c->data_path, name, comm);
     H5Dclose(si.ds);
     check_values(sp, D, need_binary, c->data_path, name, comm);
     if (binarize)
@@ -274,12 +321,33 @@ void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm)
     d->D = (size_t)(hw[0] * hw[1]);
     d->binary = !strcmp(kind, "binary");
 
+    if ((double)hw[0] * (double)hw[1] > VAMP_MAX_PIXELS)
+        vamp_input_error(comm, "%s: attributes height x width = %ld x %ld: images of more than %d pixels are not "
+                         "supported", path, hw[0], hw[1], VAMP_MAX_PIXELS);
+
+    const char *names[3] = {"train", "valid", "test"};
+    vamp_split *sp[3] = {&d->train, &d->valid, &d->test};
+    const long limit[3] = {c->train_limit, c->valid_limit, c->test_limit};
+    split_info si[3];
+    for (int i = 0; i < 3; i++) si[i] = plan_split(sp[i], f, c, names[i], limit[i], d->D, d->height, d->width, comm);
+    /* what this rank will hold, as floats, plus the uint8 staging buffer of the largest split */
+    double need = 0, stage = 0;
+    for (int i = 0; i < 3; i++) {
+        double cells = (double)(sp[i]->row_hi - sp[i]->row_lo) * (double)d->D;
+        need += 4.0 * cells;
+        if (si[i].is_u8 && cells > stage) stage = cells;
+    }
+    char what[1400];
+    snprintf(what, sizeof what, "%s: the images this rank holds (train %ld, valid %ld and test %ld rows of %zu "
+             "pixels, as floats)", path, sp[0]->row_hi - sp[0]->row_lo, sp[1]->row_hi - sp[1]->row_lo,
+             sp[2]->row_hi - sp[2]->row_lo, d->D);
+    mem_require(comm, need + stage, 0, what, "lower data.train_limit (or data.valid_limit, data.test_limit), or "
+                "run on more nodes");
     int bern_raw = c->likelihood == LIK_BERNOULLI && c->binarize == BIN_NONE;
     int bin_eval = c->binarize != BIN_NONE;
-    load_split(&d->train, f, c, "train", c->train_limit, d->D, d->height, d->width, c->binarize == BIN_STATIC,
-               bern_raw, comm);
-    load_split(&d->valid, f, c, "valid", c->valid_limit, d->D, d->height, d->width, bin_eval, bern_raw, comm);
-    load_split(&d->test, f, c, "test", c->test_limit, d->D, d->height, d->width, bin_eval, bern_raw, comm);
+    read_split(&d->train, si[0], c, "train", d->D, c->binarize == BIN_STATIC, bern_raw, comm);
+    read_split(&d->valid, si[1], c, "valid", d->D, bin_eval, bern_raw, comm);
+    read_split(&d->test, si[2], c, "test", d->D, bin_eval, bern_raw, comm);
     CHECK_H5(H5Fclose(f));
 }
 

@@ -234,7 +234,7 @@ int main(int argc, char **argv)
             return 0;
         }
     }
-    CHECK_MPI(MPI_Init(&argc, &argv));
+    vamp_mpi_init(&argc, &argv); /* MPI-IO settings for long paths, ulimit -v check (check.c) */
     MPI_Comm comm = MPI_COMM_WORLD;
     int rank, size;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
@@ -289,14 +289,14 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    run_dir_prepare(cfg.run_dir, ini, comm);
     log0(comm, "vamp_mpi %s: %d rank(s), config %s\n%s", VAMP_VERSION, size, args.cfg_path, ini);
     vamp_provenance prov;
     provenance_collect(&prov, comm);
     if (rank == 0) provenance_print(stdout, "build ", &prov);
     log0(comm, "data: %s (%s, %dx%d): train %ld, valid %ld, test %ld images\n", cfg.data_path,
          data.binary ? "binary" : "gray", data.height, data.width, data.train.n, data.valid.n, data.test.n);
-    trainer_init(&tr, &cfg, &data, comm);
+    trainer_init(&tr, &cfg, &data, comm); /* its checks (sizes, memory) come before anything is written */
+    run_dir_prepare(cfg.run_dir, ini, comm);
     const size_t N = tr.model.layout.total;
     log0(comm, "model: %s, prior %s, likelihood %s, %zu parameters in %d tensors; %ld steps per epoch\n",
          config_model_name(cfg.model_type), config_prior_name(cfg.prior), config_likelihood_name(cfg.likelihood), N,

@@ -162,6 +162,14 @@ void enc_acts_init(vamp_enc_acts *a, const vamp_model *m, int rows, int with_pse
     a->buf = c.base;
 }
 
+size_t enc_acts_floats(const vamp_model *m, int rows, int with_pseudo)
+{
+    vamp_enc_acts a;
+    carver c = {NULL, 0};
+    carve_enc(&c, &a, m, rows, with_pseudo);
+    return c.used;
+}
+
 void enc_acts_free(vamp_enc_acts *a)
 {
     free(a->buf);
@@ -215,6 +223,14 @@ void acts_init(vamp_acts *a, const vamp_model *m, int rows)
     c.used = 0;
     carve_acts(&c, a, m, rows);
     a->buf = c.base;
+}
+
+size_t acts_floats(const vamp_model *m, int rows)
+{
+    vamp_acts a;
+    carver c = {NULL, 0};
+    carve_acts(&c, &a, m, rows);
+    return c.used;
 }
 
 void acts_free(vamp_acts *a)

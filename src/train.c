@@ -3,9 +3,11 @@
  * write files or print: main.c does. */
 #include "vamp/train.h"
 #include "vamp/check.h"
+#include "vamp/memory.h"
 #include "vamp/rng.h"
 #include "vamp/runlog.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,40 @@ static void init_pseudo_from_data(vamp_trainer *t)
     free(perm);
 }
 
+/* Collective, before trainer_init allocates: the parameter count must fit the reduction's int counts, and the
+ * buffers below (estimated from the same sizes: parameters, best copy, one gradient per local stripe, the owned
+ * optimiser share, the reduction's buffers, activations, pseudo-input encoders) must fit this rank's memory. */
+static void require_memory(const vamp_model *m, const vamp_config *c, const vamp_data *d, int size, MPI_Comm comm)
+{
+    const double N = (double)m->layout.total;
+    const char *names = "model.hidden, model.z1/z2 or prior.components";
+    if (N > INT_MAX)
+        vamp_input_error(comm, "the model has %.0f parameters (model.hidden = %d, prior.components = %d); at most "
+                         "%d are supported: lower %s", N, c->hidden, c->components, INT_MAX, names);
+    const int S = c->stripes, nloc = d->train.stripe_hi - d->train.stripe_lo, K = m->K, Zt = m->Ztop;
+    int rows = c->batch_size / S > c->eval_batch ? c->batch_size / S : c->eval_batch;
+    if (c->eval_samples > 0 && c->eval_block > rows) rows = c->eval_block;
+    const double reducer = c->reduce == REDUCE_EXACT ? (nloc <= 2 ? nloc * N : 2.0 * N) : N;
+    const double state = 4.0 * ((2.0 + nloc) * N + 3.0 * N / size + reducer);
+    double acts = (double)acts_floats(m, rows) + (double)rows * (double)(m->D + (size_t)Zt + (size_t)m->Z1 + 2) +
+                  2.0 * K * Zt;
+    if (is_vamp(m))
+        acts += nloc * ((double)enc_acts_floats(m, (K + S - 1) / S, 1) + 2.0 * K * Zt) + 2.0 * K * Zt;
+    if (m->prior == PRIOR_VAMPPRIOR_DATA) acts += (double)K * (double)m->D + (double)d->train.n;
+    acts = 4.0 * acts + 4.0 * (double)(d->train.row_hi - d->train.row_lo); /* + the local permutations */
+    char what[512], a[32], b[32], advice[256];
+    snprintf(what, sizeof what, "the model (%.0f parameters: model.type = %s, model.hidden = %d, prior.components = "
+             "%d) with its gradients and optimiser state (%s) and activations for %d rows (%s)", N,
+             config_model_name(c->model_type), c->hidden, K, mem_text(state, a, 32), rows, mem_text(acts, b, 32));
+    if (state >= acts)
+        snprintf(advice, sizeof advice, "lower %s%s", names,
+                 nloc > 1 ? ", or hold fewer stripes per rank (each of its data.stripes / ranks keeps a full "
+                            "gradient)" : "");
+    else
+        snprintf(advice, sizeof advice, "lower train.batch_size, eval.batch%s", c->eval_samples > 0 ? " or eval.block" : "");
+    mem_require(comm, state + acts, 1, what, advice);
+}
+
 void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm comm)
 {
     memset(t, 0, sizeof *t);
@@ -60,6 +96,7 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
     t->data = d;
     vamp_model *m = &t->model;
     model_init(m, c, d->D);
+    require_memory(m, c, d, t->size, comm);
     const size_t N = m->layout.total;
 
     t->params = xmalloc(N * sizeof(float));

@@ -4,6 +4,8 @@
 BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$2" && pwd)
 MPIEXEC=${MPIEXEC:-mpiexec}
+# 1 for a -DVAMP_SANITIZE=ON build: AddressSanitizer reserves terabytes of address space, so ulimit -v tests skip
+SANITIZED=$(grep -q '^VAMP_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && echo 1 || echo 0)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 pass=0

@@ -147,11 +147,61 @@ static void round_trip_and_diff(void **s)
     assert_int_equal(config_to_ini(&a, ini, 10), -1); /* too small a buffer is reported, not overrun */
 }
 
+/* Long lines: a long comment is one comment (its tail never becomes a setting), a path of the documented 1023
+ * characters is read whole from a file and from stored text, line numbers after a long line stay right, and a line
+ * longer than the parser's buffer or one with a NUL byte is refused by its line number. */
+static void long_lines(void **s)
+{
+    (void)s;
+    static char text[12000], want[512], p1023[1024], p1024[1025];
+    vamp_config c;
+    char err[1024];
+    memset(p1023, 'p', 1023);
+    p1023[0] = '/';
+    memset(p1024, 'q', 1024);
+    char comment[400];
+    memset(comment, 'x', sizeof comment - 1);
+    comment[sizeof comment - 1] = '\0';
+    snprintf(text, sizeof text, "; %s train_limit = 100\n[data]\npath = %s\n[model]\nhidden = 9\n", comment, p1023);
+    write_file(text);
+    assert_int_equal(config_load(&c, path, NULL, 0, err, sizeof err), 0);
+    assert_int_equal(c.train_limit, 0);
+    assert_int_equal(c.hidden, 9);
+    assert_string_equal(c.data_path, p1023);
+    assert_int_equal(config_load_text(&c, text, "stored", err, sizeof err), 0); /* a checkpoint's stored config */
+    assert_string_equal(c.data_path, p1023);
+    snprintf(text, sizeof text, "; %s\n[data]\npath = %s\n[model]\nhidden = x\n", comment, p1023);
+    snprintf(want, sizeof want, "%s:5: [model] hidden = \"x\"", path);
+    expect_error(text, NULL, 0, want);
+    snprintf(text, sizeof text, "[data]\npath = %s\n", p1024);
+    expect_error(text, NULL, 0, ":2: [data] path = \"qqqq");
+    expect_error(text, NULL, 0, "(1024 characters)\": expected a non-empty path of at most 1023 characters");
+    char set[1100];
+    snprintf(set, sizeof set, "run.dir=%s", p1024);
+    const char *sets[] = {set};
+    expect_error(NULL, sets, 1, "(1024 characters)\": expected a non-empty path of at most 1023 characters");
+    memset(text, 'y', 9000);
+    memcpy(text, "[run]\n; ", 8);
+    strcpy(text + 9000, "\nseed = 3\n");
+    expect_error(text, NULL, 0, ":2: this line has 8994 characters; the longest line read is");
+    assert_int_equal(config_load_text(&c, text, "stored", err, sizeof err), -1);
+    assert_non_null(strstr(err, "stored:2: this line has 8994 characters"));
+    write_file("[run]\nseed = 1\n");
+    FILE *f = fopen(path, "a");
+    fputs("dir = a", f);
+    fputc('\0', f);
+    fputs("b\n", f);
+    fclose(f);
+    vamp_config d;
+    assert_int_equal(config_load(&d, path, NULL, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":3: this line holds a NUL byte"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults), cmocka_unit_test(full_file_and_set), cmocka_unit_test(errors),
-        cmocka_unit_test(validate), cmocka_unit_test(round_trip_and_diff),
+        cmocka_unit_test(validate), cmocka_unit_test(round_trip_and_diff), cmocka_unit_test(long_lines),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(path);

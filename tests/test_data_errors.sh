@@ -1,8 +1,10 @@
 #!/bin/bash
 # Dataset checks of data_load that test_input_errors.sh leaves out: every root attribute (missing, wrong type,
 # wrong value), Inf and negative values, a bad value seen by the last rank only, splits shorter than the stripes
-# or a limit, a group where a dataset belongs, float64 data; each exits 2 on every rank (no hang) and names the
-# file and the dataset or attribute. Good float32 data with limits is accepted. Also vamp_prepare: --source,
+# or a limit, a group where a dataset belongs, float64 data, a chunk filter HDF5 cannot decode (h5py's LZF), a
+# declared 10^12 rows, data or a model larger than the memory or ulimit -v allows (said with how much and which
+# key to lower), a ulimit -v too small for MPI to start; each exits 2 on every rank (no hang) and names the
+# file and the dataset, attribute or key. Good float32 data with limits is accepted. Also vamp_prepare: --source,
 # --help, plain + gzip input, and a failed conversion leaves no file (not even a temporary one) behind.
 # usage: test_data_errors.sh BUILD_DIR SOURCE_DIR   (env MPIEXEC)
 set -uo pipefail
@@ -78,6 +80,23 @@ make("binary_f32", binary, kind="binary")
 def half(f):  # the same with one 0.5 on the last training row
     binary(f); x = f["train"][...]; x[39, 4] = 0.5; del f["train"]; f["train"] = x
 make("binary_half", half, kind="binary")
+def lzf(f):  # h5py's own LZF filter: libhdf5 cannot decode it
+    x = f["train"][...]; del f["train"]; f.create_dataset("train", data=x, compression="lzf", chunks=(8, 6))
+make("lzf", lzf)
+def rows(n, d=6):  # a /train that declares n rows of d pixels (chunked, nothing written: a small file)
+    def m(f):
+        del f["train"]; f.create_dataset("train", shape=(n, d), dtype=np.uint8, chunks=(1024, d))
+    return m
+make("rows1e12", rows(10**12))
+def rows4e9_4096px(f):  # 64x64 images, 4e9 of them declared in /train: about 61 TiB as floats
+    for s, n in (("valid", 12), ("test", 12)):
+        del f[s]; f[s] = np.zeros((n, 4096), np.uint8)
+    rows(4 * 10**9, 4096)(f)
+make("rows4e9_4096px", rows4e9_4096px, height=64, width=64)
+def unknown_filter(f):  # a filter id nobody registered
+    x = f["test"][...]; del f["test"]
+    f.create_dataset("test", data=x, chunks=(4, 6), compression=307, compression_opts=(1,), allow_unknown_filter=True)
+make("unknown_filter", unknown_filter)
 PY
 cat >"$TMP/ok.ini" <<INI
 [run]
@@ -121,6 +140,33 @@ expect "split shorter than the stripes (-n 2)" 2 'short_test.h5: dataset /test h
 expect "test_limit below the stripes" 0 'binary_f32.h5: dataset /test has 3 rows, fewer than data.stripes = 4' $D/binary_f32.h5 --set data.test_limit=3
 expect "valid_limit above the split" 0 'binary_f32.h5: dataset /valid has 12 rows, fewer than data.valid_limit = 13' $D/binary_f32.h5 --set data.valid_limit=13
 expect "a directory as data file" 0 "data file \"$TMP\" is not an HDF5 file" $D
+
+# filters HDF5 cannot decode, impossible row counts and memory: named up front, not an HDF5 or malloc failure
+for np in 1 2; do
+  expect "LZF-compressed /train (-n $np)" $np 'lzf.h5: dataset /train is stored through HDF5 filter 32000 \("lzf"\), which this HDF5 library cannot decode' $D/lzf.h5
+  expect "10^12 rows declared (-n $np)" $np 'rows1e12.h5: dataset /train declares 1000000000000 rows; at most 4294967295 rows of a split are used: set data.train_limit' $D/rows1e12.h5
+done
+expect "unregistered filter" 0 'unknown_filter.h5: dataset /test is stored through HDF5 filter 307 .* cannot decode' $D/unknown_filter.h5
+expect "data larger than memory (-n 2)" 2 'rows4e9_4096px.h5: the images this rank holds \(train 2000000000, valid 6 and test 6 rows of 4096 pixels, as floats\): about 37.3 TiB per rank needed, but rank [01] has only .*: lower data.train_limit' $D/rows4e9_4096px.h5
+# the model's buffers against ulimit -v (one rank under the limit; deterministic whatever the node's memory)
+ulimit_run() { # NAME PATTERN LIMIT_KB [--set ...]: exit 2 and the pattern, within the timeout
+  local name=$1 pattern=$2 kb=$3
+  shift 3
+  rm -rf "$TMP/run"
+  timeout -s KILL 60 $MPIEXEC --allow-run-as-root -n 1 bash -c "ulimit -v $kb; exec \"\$@\"" _ \
+    "$BUILD/vamp_mpi" "$TMP/ok.ini" $D/binary_f32.h5 --set data.binarize=none "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  if [ $rc -eq 2 ] && grep -qE -- "$pattern" "$TMP/err" && [ ! -e "$TMP/run" ]; then ok "$name: $(grep -E -- "$pattern" "$TMP/err" | head -1)"
+  else bad "$name (exit $rc)"; grep -v '^\[' "$TMP/err" | sed 's/^/     /' | head -5; fi
+}
+if [ "$SANITIZED" = 1 ]; then
+  echo "skip ulimit -v cases: AddressSanitizer cannot run under an address-space limit"
+else
+  ulimit_run "model.hidden = 10000 under ulimit -v 4 GiB" 'the model \(1200[0-9]* parameters: .*model.hidden = 10000.*: about [0-9.]+ GiB per rank needed, but rank 0 has only .*ulimit -v 3.8 GiB.*: lower model.hidden' 4000000 --set model.hidden=10000
+  ulimit_run "ulimit -v 300 MB: used up by MPI and OpenBLAS" 'rank 0 has only 0 bytes \(ulimit -v 293.0 MiB, .* mapped already, and OpenBLAS.s work buffer still to come\): raise the ulimit' 300000
+  ulimit_run "ulimit -v 200 MB: refused before MPI_Init" 'the address-space limit \(ulimit -v\) is 195 MiB, too small for MPI and OpenBLAS to start' 200000
+fi
+expect "over 2^31 parameters" 0 'the model has 12000840[0-9]+ parameters \(model.hidden = 100000, .*at most 2147483647 are supported: lower model.hidden' $D/binary_f32.h5 --set data.binarize=none --set model.hidden=100000
 
 # the good float32 binary file with limits passes every check: one training step, exit 0
 rm -rf "$TMP/run"

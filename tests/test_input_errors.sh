@@ -1,6 +1,7 @@
 #!/bin/bash
 # Bad input gets a clear error and loses nothing: every bad config, command line, dataset or parameter file
 # makes vamp_mpi / vamp_prepare exit with status 2, name the culprit, and write nothing into the run directory.
+# Paths of the documented 1023 characters work end to end; one more is refused naming the key.
 # usage: test_input_errors.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
@@ -114,6 +115,39 @@ mkdir -p "$TMP/other" && "$VAMP" "$TMP/ok.ini" --set run.dir="$TMP/other" --set 
 expect "--eval params of another model" 1 'final.h5: dataset /params/q_z2_layers.0.h.weight is missing' -- "$VAMP" --eval "$TMP/other" "$TMP/ok.ini"
 touch "$TMP/file"
 expect "run dir is a file" 1 'run\] dir = ".*file/sub": cannot create or write the run directory' -- "$VAMP" "$TMP/ok.ini" --set run.dir="$TMP/file/sub"
+
+# Paths of the documented limit, 1023 characters, work end to end: data.path and run.dir, checkpoints and a resume,
+# on 1 and 2 ranks (Open MPI's lockedfile component aborted MPI_File_open from ~245 characters on); 1024 are refused
+# naming the key, on the command line and in a file.
+longdir() { # DIR_LENGTH: creates and prints a directory path of exactly that many characters under $TMP/L
+  local want=$1 d="$TMP/L" seg
+  seg=$(printf 'd%.0s' $(seq 1 100))
+  while [ $((${#d} + 101 + 50)) -le "$want" ]; do d="$d/$seg"; done
+  d="$d/$(printf 'e%.0s' $(seq 1 $((want - ${#d} - 1))))"
+  mkdir -p "$d" && echo "$d"
+}
+ldata="$(longdir 1015)/good.h5"
+cp "$TMP/good.h5" "$ldata"
+lrun=$(longdir 1023) && rmdir "$lrun"
+for np in 1 2; do
+  rm -rf "$lrun"
+  timeout -s KILL 120 $MPIEXEC --allow-run-as-root --oversubscribe -n $np "$VAMP" "$TMP/ok.ini" --set data.path="$ldata" \
+    --set run.dir="$lrun" --set checkpoint.every_steps=3 --set train.patience=0 >"$TMP/out" 2>"$TMP/err"
+  rc1=$?
+  timeout -s KILL 120 $MPIEXEC --allow-run-as-root --oversubscribe -n $np "$VAMP" "$TMP/ok.ini" --set data.path="$ldata" \
+    --set run.dir="$lrun" --set checkpoint.every_steps=3 --set train.patience=0 --set train.epochs=2 >"$TMP/out2" 2>>"$TMP/err"
+  rc2=$?
+  if [ ${#ldata} -eq 1023 ] && [ ${#lrun} -eq 1023 ] && [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && grep -q "^resumed from " "$TMP/out2" &&
+    [ -f "$lrun/final.h5" ] && ! grep -q "cannot resume" "$TMP/out2"; then
+    ok "1023-character data.path and run.dir: trained, checkpointed, resumed (-n $np)"
+  else
+    bad "1023-character paths (-n $np): exit $rc1, $rc2; lengths ${#ldata}, ${#lrun}" "$TMP/err"
+    grep "resum" "$TMP/out2" | cut -c1-200 | sed 's/^/     /'
+  fi
+done
+expect "1024-character data.path" 1 '--set data.path=.*\(1024 characters\): \[data\] path = ".*\(1024 characters\)": expected a non-empty path of at most 1023 characters' -- "$VAMP" "$TMP/ok.ini" --set data.path="${ldata}x"
+sed "s#^dir = .*#dir = ${lrun}x#" "$TMP/ok.ini" >"$TMP/bad.ini"
+expect "1024-character run.dir in a file" 1 'bad.ini:2: \[run\] dir = ".*\(1024 characters\)": expected a non-empty path of at most 1023' -- "$VAMP" "$TMP/bad.ini"
 
 # vamp_prepare
 /usr/bin/python3 - "$TMP" <<'PY'

@@ -45,6 +45,11 @@ int vamp_any(MPI_Comm comm, int flag);
 /* Rank 0 prints to stdout (others stay silent). Not collective. */
 void log0(MPI_Comm comm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* MPI_Init for the programs that do MPI-IO, with two things settled first (see check.c): Open MPI's I/O
+ * components that work for long paths, and a refusal (exit 2, before MPI_Init can crash) of an address-space
+ * limit (ulimit -v) too small for MPI and OpenBLAS to start. */
+void vamp_mpi_init(int *argc, char ***argv);
+
 /* Silence HDF5's own error stack printing; our CHECK_H5 / input errors say what failed. */
 void vamp_h5_quiet(void);
 

@@ -4,8 +4,9 @@
  *
  * File format ("vamp_mpi-dataset", version 1):
  *   /train, /valid, /test : N x D, uint8 (0..255, scaled by 1/255) or float32 in [0,1]
- *   root attributes: format = "vamp_mpi-dataset" (string), version = 1 (int), height, width (int),
- *                    kind = "binary" | "gray" (string), source (string)
+ *   root attributes: format = "vamp_mpi-dataset" (string), version = 1 (int), height, width (int, 1..65536,
+ *                    height * width <= VAMP_MAX_PIXELS), kind = "binary" | "gray" (string), source (string)
+ *   chunk filters: only those this HDF5 library can decode (gzip/deflate, shuffle, ...; not h5py's LZF)
  * Stripes: a split of N rows is cut into S contiguous stripes, stripe s = rows [s*N/S, (s+1)*N/S)
  * (integer division); rank r of P holds stripes [r*S/P, (r+1)*S/P). */
 #ifndef VAMP_DATA_H
@@ -17,6 +18,8 @@
 
 #define VAMP_DATASET_FORMAT "vamp_mpi-dataset"
 #define VAMP_DATASET_VERSION 1
+#define VAMP_MAX_ROWS 4294967295ull /* rows of a split that are used: permutations are drawn over uint32 */
+#define VAMP_MAX_PIXELS 16777216      /* height * width: images up to 4096 x 4096 (layer sizes are int) */
 #define VAMP_STATIC_BINARIZE_SEED 777u /* fixed seed for valid/test (and data.binarize=static) */
 
 typedef struct {
@@ -38,8 +41,9 @@ typedef struct {
 /* First global row of stripe s of a split of n rows cut into S stripes. */
 long stripe_start(long n, int S, int s);
 
-/* Collective. Opens c->data_path, checks format, attributes, shapes, D against the model and values
- * (no NaN, in range; for bernoulli with binarize=none, values must be 0 or 1), reads this rank's stripes.
+/* Collective. Opens c->data_path, checks format, attributes, shapes, filters, D against the model, that this rank's
+ * rows fit its memory (memory.h), and values (no NaN, in range; for bernoulli with binarize=none, values must be 0
+ * or 1), reads this rank's stripes.
  * valid/test are binarised once with VAMP_STATIC_BINARIZE_SEED when data.binarize != none; train too when
  * data.binarize = static. Any problem: vamp_input_error naming the file and dataset (exit 2). */
 void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm);

@@ -105,6 +105,9 @@ void acts_init(vamp_acts *a, const vamp_model *m, int rows);
 void acts_free(vamp_acts *a);
 void enc_acts_init(vamp_enc_acts *a, const vamp_model *m, int rows, int with_pseudo);
 void enc_acts_free(vamp_enc_acts *a);
+/* Floats the two would allocate (for up-front memory checks). */
+size_t acts_floats(const vamp_model *m, int rows);
+size_t enc_acts_floats(const vamp_model *m, int rows, int with_pseudo);
 
 /* Pseudo-inputs [k0,k1) of the VampPrior: u = hardtanh_[0,1](means.linear.weight[:, k]) encoded by the top
  * encoder; writes pm, plv rows k0..k1 (pointers to row k0 of (K,Ztop) arrays). */
