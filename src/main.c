@@ -54,13 +54,16 @@ static void usage(FILE *out)
             "a checkpoint: run the same command again to resume\n");
 }
 
-/* The one piece of global state: a signal handler can only talk through a global. It is read at step
- * boundaries, where all ranks agree on it with an allreduce. */
+/* The only global state: a signal handler can only talk through globals. stop_signal is read at step
+ * boundaries, where all ranks agree on it with an allreduce. Once training is over and its last checkpoint is
+ * written (training_over), there is nothing left to save: a signal then ends the rank at once, resumably. */
 static volatile sig_atomic_t stop_signal = 0;
+static volatile sig_atomic_t training_over = 0;
 
 static void on_signal(int sig)
 {
-    if (sig == SIGINT && stop_signal) _exit(130); /* a second Ctrl-C aborts at once */
+    if (training_over) _exit(VAMP_EXIT_RESUMABLE); /* the rerun redoes only the evaluation */
+    if (sig == SIGINT && stop_signal) _exit(130);  /* a second Ctrl-C aborts at once */
     stop_signal = sig;
 }
 
@@ -130,27 +133,34 @@ static void eval_paths(const char *eval_path, char *params, char *cfg, size_t le
     }
 }
 
-/* Collective. --resume auto: the newest valid checkpoint of run.dir, falling back to older ones (and saying
- * why); none there: a fresh start. --resume PATH: that checkpoint or an input error. --resume none: fresh. */
-static void resume(vamp_trainer *tr, vamp_progress *p, const char *how, MPI_Comm comm)
+/* Collective. --resume auto: the newest valid checkpoint of run.dir, falling back to older damaged ones (and
+ * saying why); none there: a fresh start. A checkpoint refused for this run (changed keys, other data, older
+ * format) stops the program: going back to an older one, or starting afresh over the run, is the user's call.
+ * --resume PATH: that checkpoint or an input error. --resume none: fresh. Writes nothing. */
+static void resume(vamp_trainer *tr, vamp_progress *p, const char *how, const vamp_data_id *id, MPI_Comm comm)
 {
     char err[2048];
     if (!strcmp(how, "none")) return;
     if (strcmp(how, "auto") != 0) {
-        if (checkpoint_read(how, tr, p, err, sizeof err) != 0) vamp_input_error(comm, "--resume: %s", err);
+        if (checkpoint_read(how, tr, p, id, err, sizeof err) != 0) vamp_input_error(comm, "--resume: %s", err);
         log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", how, p->epoch, p->it, tr->step);
         return;
     }
     static char list[VAMP_CKPT_MAX][1100];
-    int n = checkpoint_list(tr->cfg.run_dir, list, VAMP_CKPT_MAX); /* every rank lists the same directory */
+    int rank, n = 0;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    if (rank == 0) n = checkpoint_list(tr->cfg.run_dir, list, VAMP_CKPT_MAX);
+    CHECK_MPI(MPI_Bcast(&n, 1, MPI_INT, 0, comm)); /* rank 0's listing: every rank then tries the same files */
+    if (n > 0) CHECK_MPI(MPI_Bcast(list, n * (int)sizeof list[0], MPI_CHAR, 0, comm));
     for (int i = 0; i < n; i++) {
-        if (checkpoint_read(list[i], tr, p, err, sizeof err) == 0) {
+        int rc = checkpoint_read(list[i], tr, p, id, err, sizeof err);
+        if (rc == 0) {
             log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", list[i], p->epoch, p->it, tr->step);
             return;
         }
+        if (rc == VAMP_CKPT_REFUSED)
+            vamp_input_error(comm, "cannot resume: %s (or start afresh with --resume none, or another run.dir)", err);
         log0(comm, "warning: cannot resume from %s: %s\n", list[i], err);
-        if (strstr(err, "these keys differ")) /* a changed model is the user's to fix, not a reason to go back */
-            vamp_input_error(comm, "%s (or start afresh with --resume none, or another run.dir)", err);
         log0(comm, "%s\n", i + 1 < n ? "falling back to the previous checkpoint" : "no valid checkpoint: starting afresh");
     }
 }
@@ -289,7 +299,6 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    run_dir_prepare(cfg.run_dir, ini, comm);
     log0(comm, "vamp_mpi %s: %d rank(s), config %s\n%s", VAMP_VERSION, size, args.cfg_path, ini);
     vamp_provenance prov;
     provenance_collect(&prov, comm);
@@ -306,12 +315,20 @@ int main(int argc, char **argv)
     memset(&p, 0, sizeof p);
     p.epoch = 1;
     p.best_val = INFINITY;
-    resume(&tr, &p, args.resume, comm);
+    vamp_data_id data_id;
+    checkpoint_data_id(&data_id, &data, comm);
+    resume(&tr, &p, args.resume, &data_id, comm);
+    /* every check has passed: only now is anything written to run.dir */
+    run_dir_prepare(cfg.run_dir, ini, comm);
     install_signal_handlers();
 
     vamp_metrics metrics;
     metrics_open(&metrics, cfg.run_dir, p.epoch, comm);
-    int done = p.epoch > cfg.epochs || (cfg.max_steps > 0 && tr.step >= cfg.max_steps);
+    /* a resumed run may already be over (its checkpoint written when training ended) */
+    int done = p.epoch > cfg.epochs || (cfg.max_steps > 0 && tr.step >= cfg.max_steps) ||
+               (cfg.patience > 0 && p.since_best > cfg.patience);
+    const int trained = !done;
+    int last_improved = 0, ended_mid_epoch = 0;
     double last_ckpt = wall_seconds();
     while (!done) {
         double t0 = wall_seconds();
@@ -326,7 +343,7 @@ int main(int argc, char **argv)
                     continue;
                 }
                 p.epoch_seconds += wall_seconds() - t0;
-                checkpoint_write(&tr, &p, ini, 0); /* the last good state: this step was not applied */
+                checkpoint_write(&tr, &p, &data_id, ini, 0); /* the last good state: this step was not applied */
                 vamp_exit_error(comm, 1, "epoch %d batch %ld: the gradient of %s is not finite (loss %g); stopped "
                                 "with a checkpoint of the last good state in %s (train.on_nan = skip would skip such "
                                 "batches)", p.epoch, p.it, what, e.loss, cfg.run_dir);
@@ -347,7 +364,7 @@ int main(int argc, char **argv)
                 p.epoch_seconds += now - t0;
                 p.train_seconds += now - t0;
                 t0 = now;
-                checkpoint_write(&tr, &p, ini, 0);
+                checkpoint_write(&tr, &p, &data_id, ini, 0);
                 last_ckpt = wall_seconds();
                 if (flags[0]) {
                     log0(comm, "stop signal: checkpoint %s/ckpt-%08ld.h5 written at epoch %d batch %ld; exiting with "
@@ -358,6 +375,9 @@ int main(int argc, char **argv)
                 }
             }
         }
+        /* train.max_steps ended the epoch part-way: the state below (epoch closed) is not on the trajectory of a
+         * longer run, so it must not become the end-of-training checkpoint */
+        if (p.it < tr.steps_per_epoch) ended_mid_epoch = 1;
         double now = wall_seconds();
         p.epoch_seconds += now - t0;
         p.train_seconds += now - t0;
@@ -371,6 +391,7 @@ int main(int argc, char **argv)
              wall_seconds() - now + p.epoch_seconds);
         /* early stopping as the reference: keep the best validation loss; the counter stays 0 during warm-up */
         int improved = v.loss < p.best_val;
+        last_improved = improved;
         if (improved) {
             p.best_val = v.loss;
             p.best_epoch = p.epoch;
@@ -396,9 +417,19 @@ int main(int argc, char **argv)
         p.nsteps = 0;
         p.epoch_seconds = 0.0;
         if (improved && !done) { /* a checkpoint at the end of every epoch that improves validation */
-            checkpoint_write(&tr, &p, ini, 1);
+            checkpoint_write(&tr, &p, &data_id, ini, 1);
             last_ckpt = wall_seconds();
         }
+    }
+    /* the state at the end of training, so that a run stopped during the evaluation only redoes the evaluation */
+    if (trained && !ended_mid_epoch) checkpoint_write(&tr, &p, &data_id, ini, last_improved);
+    training_over = 1;
+    if (vamp_any(comm, stop_signal != 0)) {
+        log0(comm, "stop signal: training is over and checkpointed (step %ld); exiting with status %d before the "
+             "evaluation (resumable)\n", tr.step, VAMP_EXIT_RESUMABLE);
+        metrics_close(&metrics);
+        MPI_Finalize();
+        return VAMP_EXIT_RESUMABLE;
     }
     int epochs_run = p.epoch - 1;
     int best_epoch = p.best_epoch;
