@@ -126,10 +126,11 @@ static uint32_t crc_of(const void *x, size_t bytes)
     return (uint32_t)c;
 }
 
-/* Collective. The CRC-32 of the concatenation of every rank's `bytes` in rank order. */
-static uint32_t crc_over_ranks(const void *x, size_t bytes, int size, MPI_Comm comm)
+/* Collective. The CRC-32 of the concatenation of every rank's `bytes` in rank order, from each rank's CRC of
+ * its own. */
+static uint32_t crc_over_ranks(uint32_t mine_crc, size_t bytes, int size, MPI_Comm comm)
 {
-    unsigned long long mine[2] = {crc_of(x, bytes), (unsigned long long)bytes};
+    unsigned long long mine[2] = {mine_crc, (unsigned long long)bytes};
     unsigned long long *all = xmalloc((size_t)size * sizeof mine);
     CHECK_MPI(MPI_Allgather(mine, 2, MPI_UNSIGNED_LONG_LONG, all, 2, MPI_UNSIGNED_LONG_LONG, comm));
     uLong c = crc32(0L, Z_NULL, 0);
@@ -147,7 +148,7 @@ void checkpoint_data_id(vamp_data_id *id, const vamp_data *d, MPI_Comm comm)
     id->pixels = (long)d->D;
     for (int s = 0; s < 3; s++) { /* each rank holds whole rows, contiguous and in rank order */
         id->rows[s] = sp[s]->n;
-        id->crc[s] = crc_over_ranks(sp[s]->x, (size_t)(sp[s]->row_hi - sp[s]->row_lo) * d->D * sizeof(float), size,
+        id->crc[s] = crc_over_ranks(sp[s]->crc, (size_t)(sp[s]->row_hi - sp[s]->row_lo) * d->D * sizeof(float), size,
                                     comm);
     }
 }
@@ -187,6 +188,7 @@ static const ckpt_field FIELDS[] = {
     {"sum_re", offsetof(ckpt_record, p.sum_re), F_DOUBLE, -DBL_MAX, DBL_MAX},
     {"sum_kl", offsetof(ckpt_record, p.sum_kl), F_DOUBLE, -DBL_MAX, DBL_MAX},
     {"nsteps", offsetof(ckpt_record, p.nsteps), F_LONG, 0, BIG},
+    {"skipped", offsetof(ckpt_record, p.skipped), F_LONG, 0, BIG},
     {"epoch_seconds", offsetof(ckpt_record, p.epoch_seconds), F_DOUBLE, 0, DBL_MAX},
     {"best_val", offsetof(ckpt_record, p.best_val), F_DOUBLE, -DBL_MAX, INFINITY}, /* inf: no epoch yet */
     {"best_epoch", offsetof(ckpt_record, p.best_epoch), F_INT, 0, INT_MAX},
@@ -559,7 +561,7 @@ static int read_checkpoint_file(const char *path, const vamp_trainer *t, const v
             goto done;
         }
         if (!(x >= fd->lo && x <= fd->hi) || (fd->type != F_DOUBLE && x != floor(x))) {
-            snprintf(err, errlen, "%s: attribute %s = %.17g is outside its range (%s from %g to %g): corrupt file",
+            snprintf(err, errlen, "%s: attribute %s = %.17g is outside its range (%s from %.15g to %.15g): corrupt file",
                      path, fd->name, x, fd->type == F_DOUBLE ? "a number" : "a whole number", fd->lo, fd->hi);
             goto done;
         }
@@ -583,7 +585,8 @@ static int read_checkpoint_file(const char *path, const vamp_trainer *t, const v
     if (rec->adam_step != rec->step) bad = "adam_step must equal step";
     else if (p->it > spe) bad = "it exceeds the steps per epoch";
     else if (p->nsteps > p->it) bad = "nsteps exceeds it";
-    else if (rec->step > (long)(p->epoch - 1) * spe + p->it) bad = "step exceeds (epoch - 1) x steps per epoch + it";
+    else if (rec->step + p->skipped != (long)(p->epoch - 1) * spe + p->it)
+        bad = "step + skipped must equal (epoch - 1) x steps per epoch + it";
     else if (p->best_epoch > p->epoch - 1 || p->since_best > p->epoch - 1) bad = "best_epoch or since_best exceeds "
                                                                                  "the epochs done";
     else if ((p->best_epoch == 0) != (p->best_val == INFINITY)) bad = "best_epoch and best_val disagree";

@@ -59,16 +59,23 @@ static void usage(FILE *out)
  * written (training_over), there is nothing left to save: a signal then ends the rank at once, resumably. */
 static volatile sig_atomic_t stop_signal = 0;
 static volatile sig_atomic_t training_over = 0;
+static volatile sig_atomic_t signal_rank = 0; /* who says so on stderr (write(2) is safe in a handler) */
 
 static void on_signal(int sig)
 {
-    if (training_over) _exit(VAMP_EXIT_RESUMABLE); /* the rerun redoes only the evaluation */
+    if (training_over) { /* the rerun redoes only the evaluation */
+        static const char msg[] = "vamp_mpi: stop signal during the final evaluation: training is checkpointed; "
+                                  "exiting with status 75 (run the same command again to redo the evaluation)\n";
+        if (signal_rank == 0 && write(2, msg, sizeof msg - 1) < 0) _exit(VAMP_EXIT_RESUMABLE);
+        _exit(VAMP_EXIT_RESUMABLE);
+    }
     if (sig == SIGINT && stop_signal) _exit(130);  /* a second Ctrl-C aborts at once */
     stop_signal = sig;
 }
 
-static void install_signal_handlers(void)
+static void install_signal_handlers(int rank)
 {
+    signal_rank = rank;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -266,6 +273,9 @@ int main(int argc, char **argv)
     if (config_to_ini(&cfg, ini, sizeof ini) < 0) vamp_fatal(__FILE__, __LINE__, "config_to_ini", "buffer too small");
 
     vamp_data data;
+    /* training: from here a stop signal is noted (and acted on at the first step boundary) instead of killing the
+     * rank, so that one arriving while the data loads still ends in a checkpoint and status 75 */
+    if (!args.eval_path) install_signal_handlers(rank);
     data_load(&data, &cfg, comm); /* every input check happens before anything is written */
     vamp_trainer tr;
     if (args.eval_path) {
@@ -320,7 +330,6 @@ int main(int argc, char **argv)
     resume(&tr, &p, args.resume, &data_id, comm);
     /* every check has passed: only now is anything written to run.dir */
     run_dir_prepare(cfg.run_dir, ini, comm);
-    install_signal_handlers();
 
     vamp_metrics metrics;
     metrics_open(&metrics, cfg.run_dir, p.epoch, comm);
@@ -332,6 +341,7 @@ int main(int argc, char **argv)
     double last_ckpt = wall_seconds();
     while (!done) {
         double t0 = wall_seconds();
+        int periodic_due = 0;
         while (p.it < tr.steps_per_epoch && !done) {
             vamp_elbo e = trainer_step(&tr, p.epoch, p.it);
             if (e.bad_tensor >= 0 || !isfinite(e.loss)) {
@@ -340,6 +350,7 @@ int main(int argc, char **argv)
                     log0(comm, "epoch %d batch %ld: the gradient of %s is not finite; batch skipped (train.on_nan = "
                          "skip)\n", p.epoch, p.it, what);
                     p.it++;
+                    p.skipped++;
                     continue;
                 }
                 p.epoch_seconds += wall_seconds() - t0;
@@ -359,7 +370,11 @@ int main(int argc, char **argv)
                             (cfg.ckpt_every_steps > 0 && tr.step % cfg.ckpt_every_steps == 0) ||
                                 (cfg.ckpt_every_minutes > 0 && wall_seconds() - last_ckpt > 60.0 * cfg.ckpt_every_minutes)};
             CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, comm));
-            if (flags[0] || (flags[1] && !done)) {
+            /* a periodic checkpoint due on the epoch's last step is written once the epoch is closed (below),
+             * not twice under the same name */
+            const int epoch_end = p.it == tr.steps_per_epoch;
+            if (flags[1] && epoch_end) periodic_due = 1;
+            if (flags[0] || (flags[1] && !done && !epoch_end)) {
                 double now = wall_seconds();
                 p.epoch_seconds += now - t0;
                 p.train_seconds += now - t0;
@@ -416,8 +431,8 @@ int main(int argc, char **argv)
         p.sum_loss = p.sum_re = p.sum_kl = 0.0;
         p.nsteps = 0;
         p.epoch_seconds = 0.0;
-        if (improved && !done) { /* a checkpoint at the end of every epoch that improves validation */
-            checkpoint_write(&tr, &p, &data_id, ini, 1);
+        if ((improved || periodic_due) && !done) { /* and at the end of every epoch that improves validation */
+            checkpoint_write(&tr, &p, &data_id, ini, improved);
             last_ckpt = wall_seconds();
         }
     }

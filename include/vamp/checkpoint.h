@@ -52,8 +52,8 @@ void params_read(const char *path, const vamp_layout *l, float *params, MPI_Comm
 #define VAMP_CKPT_MAX 256
 
 /* What identifies the data a run trains on (a checkpoint records it; a resume must find the same). The CRCs are
- * of the values as loaded (float32, rows in order), combined over ranks, so they do not depend on the rank
- * count. */
+ * of the values as read (float32, rows in order, before any binarisation), combined over ranks, so they do not
+ * depend on the rank count. */
 typedef struct {
     long rows[3];     /* train, valid, test rows used (after data.*_limit) */
     long pixels;      /* D */
