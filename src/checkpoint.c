@@ -425,6 +425,9 @@ void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const vamp_
         float *bufs[4] = {t->params, m, v, t->best};
         const char *delay = getenv("VAMP_INJECT_CKPT_DELAY"); /* tests: a window to kill a rank mid-write */
         hid_t f = build_checkpoint(l, bufs, &rec, config_ini, &prov);
+        free(m); /* the image holds them now: rank 0's peak is the image and its copy on the way to disk */
+        free(v);
+        m = v = NULL;
         if (f < 0)
             snprintf(why, sizeof why, "HDF5 could not build the file in memory");
         else if (getenv("VAMP_INJECT_CKPT_FAILURE")) { /* tests: a write that fails like a full disk */

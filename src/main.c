@@ -48,9 +48,13 @@ static void usage(FILE *out)
             "  --version                version and build: git commit, compiler, OpenBLAS core and configuration,\n"
             "                           MPI and HDF5 libraries (also in the run log and in every HDF5 file written)\n"
             "\n"
-            "signals: SIGTERM, SIGUSR1 or SIGINT stop at the next step with a checkpoint (a second SIGINT aborts).\n"
-            "exit status: 0 done; 1 runtime failure (a file could not be written, non-finite gradient); 2 bad input\n"
-            "(config, data, parameter or checkpoint file; nothing was written); 75 stopped by a signal after writing\n"
+            "signals: SIGTERM, SIGUSR1 or SIGINT reaching the ranks stop them at the next step with a checkpoint (a\n"
+            "second SIGINT aborts). Open MPI's mpirun forwards SIGUSR1 at once, but answers SIGTERM/SIGINT (Ctrl-C) by\n"
+            "killing the ranks (SIGTERM, then SIGKILL 1 s later: --mca odls_base_sigkill_timeout gives more) and\n"
+            "exits with 1. Under a batch system send SIGUSR1 to mpirun. See README, \"Checkpoints and resume\".\n"
+            "exit status: 0 done; 1 runtime failure (a file could not be written, non-finite gradient; also mpirun's\n"
+            "own status after SIGTERM/SIGINT); 2 bad input (config, data, parameter or checkpoint file, a checkpoint\n"
+            "refused for this run; nothing was written); 75 stopped by a signal after writing\n"
             "a checkpoint: run the same command again to resume\n");
 }
 

@@ -237,6 +237,7 @@ signalled "SIGINT to mpirun (Ctrl-C)" 1 "$STOP" mpirun INT
 signalled "SIGTERM to mpirun and every rank (Slurm scancel)" 1 "$STOP" everyone TERM
 signalled "SIGTERM to every rank" 75 "$STOP" ranks TERM
 signalled "SIGTERM to one rank" 75 "$STOP" rank1 TERM
+signalled "SIGINT to one rank" 75 "$STOP" rank1 INT
 signalled "SIGUSR1 to mpirun" 75 "$STOP" mpirun USR1
 
 case_ "SIGUSR1 to mpirun during the final evaluation"
