@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <unistd.h>
 
 long stripe_start(long n, int S, int s) { return (long)((long long)s * n / S); }
@@ -263,6 +264,10 @@ static void read_split(vamp_split *sp, split_info si, const vamp_config *c, cons
     read_rows(si.ds, si.is_u8, sp->row_lo, sp->row_hi, D, sp->x, c->data_path, name, comm);
     H5Dclose(si.ds);
     check_values(sp, D, need_binary, c->data_path, name, comm);
+    uLong crc = crc32(0L, Z_NULL, 0); /* of the rows as read, before any binarisation; crc32 takes a uInt length */
+    for (size_t b = 0, nb = nloc * D * sizeof(float), piece = (size_t)1 << 30; b < nb; b += piece)
+        crc = crc32(crc, (const unsigned char *)sp->x + b, (uInt)(nb - b < piece ? nb - b : piece));
+    sp->crc = (uint32_t)crc;
     if (binarize)
         for (size_t r = 0; r < nloc; r++) {
             float *row = sp->x + r * D;

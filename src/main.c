@@ -48,24 +48,38 @@ static void usage(FILE *out)
             "  --version                version and build: git commit, compiler, OpenBLAS core and configuration,\n"
             "                           MPI and HDF5 libraries (also in the run log and in every HDF5 file written)\n"
             "\n"
-            "signals: SIGTERM, SIGUSR1 or SIGINT stop at the next step with a checkpoint (a second SIGINT aborts).\n"
-            "exit status: 0 done; 1 runtime failure (a file could not be written, non-finite gradient); 2 bad input\n"
-            "(config, data, parameter or checkpoint file; nothing was written); 75 stopped by a signal after writing\n"
+            "signals: SIGTERM, SIGUSR1 or SIGINT reaching the ranks stop them at the next step with a checkpoint (a\n"
+            "second SIGINT aborts). Open MPI's mpirun forwards SIGUSR1 at once, but answers SIGTERM/SIGINT (Ctrl-C) by\n"
+            "killing the ranks (SIGTERM, then SIGKILL 1 s later: --mca odls_base_sigkill_timeout gives more) and\n"
+            "exits with 1. Under a batch system send SIGUSR1 to mpirun. See README, \"Checkpoints and resume\".\n"
+            "exit status: 0 done; 1 runtime failure (a file could not be written, non-finite gradient; also mpirun's\n"
+            "own status after SIGTERM/SIGINT); 2 bad input (config, data, parameter or checkpoint file, a checkpoint\n"
+            "refused for this run; nothing was written); 75 stopped by a signal after writing\n"
             "a checkpoint: run the same command again to resume\n");
 }
 
-/* The one piece of global state: a signal handler can only talk through a global. It is read at step
- * boundaries, where all ranks agree on it with an allreduce. */
+/* The only global state: a signal handler can only talk through globals. stop_signal is read at step
+ * boundaries, where all ranks agree on it with an allreduce. Once training is over and its last checkpoint is
+ * written (training_over), there is nothing left to save: a signal then ends the rank at once, resumably. */
 static volatile sig_atomic_t stop_signal = 0;
+static volatile sig_atomic_t training_over = 0;
+static volatile sig_atomic_t signal_rank = 0; /* who says so on stderr (write(2) is safe in a handler) */
 
 static void on_signal(int sig)
 {
-    if (sig == SIGINT && stop_signal) _exit(130); /* a second Ctrl-C aborts at once */
+    if (training_over) { /* the rerun redoes only the evaluation */
+        static const char msg[] = "vamp_mpi: stop signal during the final evaluation: training is checkpointed; "
+                                  "exiting with status 75 (run the same command again to redo the evaluation)\n";
+        if (signal_rank == 0 && write(2, msg, sizeof msg - 1) < 0) _exit(VAMP_EXIT_RESUMABLE);
+        _exit(VAMP_EXIT_RESUMABLE);
+    }
+    if (sig == SIGINT && stop_signal) _exit(130);  /* a second Ctrl-C aborts at once */
     stop_signal = sig;
 }
 
-static void install_signal_handlers(void)
+static void install_signal_handlers(int rank)
 {
+    signal_rank = rank;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -130,27 +144,34 @@ static void eval_paths(const char *eval_path, char *params, char *cfg, size_t le
     }
 }
 
-/* Collective. --resume auto: the newest valid checkpoint of run.dir, falling back to older ones (and saying
- * why); none there: a fresh start. --resume PATH: that checkpoint or an input error. --resume none: fresh. */
-static void resume(vamp_trainer *tr, vamp_progress *p, const char *how, MPI_Comm comm)
+/* Collective. --resume auto: the newest valid checkpoint of run.dir, falling back to older damaged ones (and
+ * saying why); none there: a fresh start. A checkpoint refused for this run (changed keys, other data, older
+ * format) stops the program: going back to an older one, or starting afresh over the run, is the user's call.
+ * --resume PATH: that checkpoint or an input error. --resume none: fresh. Writes nothing. */
+static void resume(vamp_trainer *tr, vamp_progress *p, const char *how, const vamp_data_id *id, MPI_Comm comm)
 {
     char err[2048];
     if (!strcmp(how, "none")) return;
     if (strcmp(how, "auto") != 0) {
-        if (checkpoint_read(how, tr, p, err, sizeof err) != 0) vamp_input_error(comm, "--resume: %s", err);
+        if (checkpoint_read(how, tr, p, id, err, sizeof err) != 0) vamp_input_error(comm, "--resume: %s", err);
         log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", how, p->epoch, p->it, tr->step);
         return;
     }
     static char list[VAMP_CKPT_MAX][1100];
-    int n = checkpoint_list(tr->cfg.run_dir, list, VAMP_CKPT_MAX); /* every rank lists the same directory */
+    int rank, n = 0;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    if (rank == 0) n = checkpoint_list(tr->cfg.run_dir, list, VAMP_CKPT_MAX);
+    CHECK_MPI(MPI_Bcast(&n, 1, MPI_INT, 0, comm)); /* rank 0's listing: every rank then tries the same files */
+    if (n > 0) CHECK_MPI(MPI_Bcast(list, n * (int)sizeof list[0], MPI_CHAR, 0, comm));
     for (int i = 0; i < n; i++) {
-        if (checkpoint_read(list[i], tr, p, err, sizeof err) == 0) {
+        int rc = checkpoint_read(list[i], tr, p, id, err, sizeof err);
+        if (rc == 0) {
             log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", list[i], p->epoch, p->it, tr->step);
             return;
         }
+        if (rc == VAMP_CKPT_REFUSED)
+            vamp_input_error(comm, "cannot resume: %s (or start afresh with --resume none, or another run.dir)", err);
         log0(comm, "warning: cannot resume from %s: %s\n", list[i], err);
-        if (strstr(err, "these keys differ")) /* a changed model is the user's to fix, not a reason to go back */
-            vamp_input_error(comm, "%s (or start afresh with --resume none, or another run.dir)", err);
         log0(comm, "%s\n", i + 1 < n ? "falling back to the previous checkpoint" : "no valid checkpoint: starting afresh");
     }
 }
@@ -256,6 +277,9 @@ int main(int argc, char **argv)
     if (config_to_ini(&cfg, ini, sizeof ini) < 0) vamp_fatal(__FILE__, __LINE__, "config_to_ini", "buffer too small");
 
     vamp_data data;
+    /* training: from here a stop signal is noted (and acted on at the first step boundary) instead of killing the
+     * rank, so that one arriving while the data loads still ends in a checkpoint and status 75 */
+    if (!args.eval_path) install_signal_handlers(rank);
     data_load(&data, &cfg, comm); /* every input check happens before anything is written */
     vamp_trainer tr;
     if (args.eval_path) {
@@ -306,15 +330,23 @@ int main(int argc, char **argv)
     memset(&p, 0, sizeof p);
     p.epoch = 1;
     p.best_val = INFINITY;
-    resume(&tr, &p, args.resume, comm);
-    install_signal_handlers();
+    vamp_data_id data_id;
+    checkpoint_data_id(&data_id, &data, comm);
+    resume(&tr, &p, args.resume, &data_id, comm);
+    /* every check has passed: only now is anything written to run.dir */
+    run_dir_prepare(cfg.run_dir, ini, comm);
 
     vamp_metrics metrics;
     metrics_open(&metrics, cfg.run_dir, p.epoch, comm);
-    int done = p.epoch > cfg.epochs || (cfg.max_steps > 0 && tr.step >= cfg.max_steps);
+    /* a resumed run may already be over (its checkpoint written when training ended) */
+    int done = p.epoch > cfg.epochs || (cfg.max_steps > 0 && tr.step >= cfg.max_steps) ||
+               (cfg.patience > 0 && p.since_best > cfg.patience);
+    const int trained = !done;
+    int last_improved = 0, ended_mid_epoch = 0;
     double last_ckpt = wall_seconds();
     while (!done) {
         double t0 = wall_seconds();
+        int periodic_due = 0;
         while (p.it < tr.steps_per_epoch && !done) {
             vamp_elbo e = trainer_step(&tr, p.epoch, p.it);
             if (e.bad_tensor >= 0 || !isfinite(e.loss)) {
@@ -323,10 +355,11 @@ int main(int argc, char **argv)
                     log0(comm, "epoch %d batch %ld: the gradient of %s is not finite; batch skipped (train.on_nan = "
                          "skip)\n", p.epoch, p.it, what);
                     p.it++;
+                    p.skipped++;
                     continue;
                 }
                 p.epoch_seconds += wall_seconds() - t0;
-                checkpoint_write(&tr, &p, ini, 0); /* the last good state: this step was not applied */
+                checkpoint_write(&tr, &p, &data_id, ini, 0); /* the last good state: this step was not applied */
                 vamp_exit_error(comm, 1, "epoch %d batch %ld: the gradient of %s is not finite (loss %g); stopped "
                                 "with a checkpoint of the last good state in %s (train.on_nan = skip would skip such "
                                 "batches)", p.epoch, p.it, what, e.loss, cfg.run_dir);
@@ -342,12 +375,16 @@ int main(int argc, char **argv)
                             (cfg.ckpt_every_steps > 0 && tr.step % cfg.ckpt_every_steps == 0) ||
                                 (cfg.ckpt_every_minutes > 0 && wall_seconds() - last_ckpt > 60.0 * cfg.ckpt_every_minutes)};
             CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, comm));
-            if (flags[0] || (flags[1] && !done)) {
+            /* a periodic checkpoint due on the epoch's last step is written once the epoch is closed (below),
+             * not twice under the same name */
+            const int epoch_end = p.it == tr.steps_per_epoch;
+            if (flags[1] && epoch_end) periodic_due = 1;
+            if (flags[0] || (flags[1] && !done && !epoch_end)) {
                 double now = wall_seconds();
                 p.epoch_seconds += now - t0;
                 p.train_seconds += now - t0;
                 t0 = now;
-                checkpoint_write(&tr, &p, ini, 0);
+                checkpoint_write(&tr, &p, &data_id, ini, 0);
                 last_ckpt = wall_seconds();
                 if (flags[0]) {
                     log0(comm, "stop signal: checkpoint %s/ckpt-%08ld.h5 written at epoch %d batch %ld; exiting with "
@@ -358,6 +395,9 @@ int main(int argc, char **argv)
                 }
             }
         }
+        /* train.max_steps ended the epoch part-way: the state below (epoch closed) is not on the trajectory of a
+         * longer run, so it must not become the end-of-training checkpoint */
+        if (p.it < tr.steps_per_epoch) ended_mid_epoch = 1;
         double now = wall_seconds();
         p.epoch_seconds += now - t0;
         p.train_seconds += now - t0;
@@ -371,6 +411,7 @@ int main(int argc, char **argv)
              wall_seconds() - now + p.epoch_seconds);
         /* early stopping as the reference: keep the best validation loss; the counter stays 0 during warm-up */
         int improved = v.loss < p.best_val;
+        last_improved = improved;
         if (improved) {
             p.best_val = v.loss;
             p.best_epoch = p.epoch;
@@ -395,10 +436,20 @@ int main(int argc, char **argv)
         p.sum_loss = p.sum_re = p.sum_kl = 0.0;
         p.nsteps = 0;
         p.epoch_seconds = 0.0;
-        if (improved && !done) { /* a checkpoint at the end of every epoch that improves validation */
-            checkpoint_write(&tr, &p, ini, 1);
+        if ((improved || periodic_due) && !done) { /* and at the end of every epoch that improves validation */
+            checkpoint_write(&tr, &p, &data_id, ini, improved);
             last_ckpt = wall_seconds();
         }
+    }
+    /* the state at the end of training, so that a run stopped during the evaluation only redoes the evaluation */
+    if (trained && !ended_mid_epoch) checkpoint_write(&tr, &p, &data_id, ini, last_improved);
+    training_over = 1;
+    if (vamp_any(comm, stop_signal != 0)) {
+        log0(comm, "stop signal: training is over and checkpointed (step %ld); exiting with status %d before the "
+             "evaluation (resumable)\n", tr.step, VAMP_EXIT_RESUMABLE);
+        metrics_close(&metrics);
+        MPI_Finalize();
+        return VAMP_EXIT_RESUMABLE;
     }
     int epochs_run = p.epoch - 1;
     int best_epoch = p.best_epoch;

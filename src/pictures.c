@@ -3,6 +3,7 @@
 #include "vamp/pictures.h"
 #include "vamp/provenance.h"
 #include "vamp/check.h"
+#include "vamp/h5file.h"
 #include "vamp/rng.h"
 
 #include <errno.h>
@@ -15,6 +16,19 @@
 
 #define NPICS 100
 #define NRECON 50
+
+/* libpng's default handlers print to stderr; our caller names the file and the error instead. */
+static void png_quiet_error(png_structp png, png_const_charp msg)
+{
+    (void)msg;
+    png_longjmp(png, 1);
+}
+
+static void png_quiet_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
 
 int png_write_grid(const char *path, const float *images, int n, int h, int w, int cols)
 {
@@ -43,7 +57,7 @@ int png_write_grid(const char *path, const float *images, int n, int h, int w, i
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     int ok = f != NULL;
-    png_structp png = ok ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    png_structp png = ok ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_quiet_error, png_quiet_warning) : NULL;
     png_infop info = png ? png_create_info_struct(png) : NULL;
     ok = ok && png && info;
     if (ok && setjmp(png_jmpbuf(png)) == 0) {
@@ -73,12 +87,7 @@ int png_write_grid(const char *path, const float *images, int n, int h, int w, i
 static int write_h5_array(hid_t f, const char *name, const float *x, int n, int h, int w)
 {
     hsize_t dims[3] = {(hsize_t)n, (hsize_t)h, (hsize_t)w};
-    hid_t space = H5Screate_simple(3, dims, NULL);
-    hid_t ds = space >= 0 ? H5Dcreate2(f, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
-    int ok = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0;
-    if (ds >= 0) H5Dclose(ds);
-    if (space >= 0) H5Sclose(space);
-    return ok ? 0 : -1;
+    return h5_dataset_f32(f, name, 3, dims, x);
 }
 
 void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, const char *prefix)
@@ -154,19 +163,17 @@ void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, con
             snprintf(path, sizeof path, "%s/%spseudo_inputs.png", dir, prefix);
             ok = png_write_grid(path, pseudo, npseudo, h, w, 10) == 0;
         }
-        if (ok) {
-            char tmp[1300];
+        if (ok) { /* built in memory, then written: a full disk is a failed write(), not a failed H5Fclose */
             snprintf(path, sizeof path, "%s/%spictures.h5", dir, prefix);
-            snprintf(tmp, sizeof tmp, "%s.tmp", path);
-            hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+            errno = 0;
+            hid_t f = h5file_create();
             ok = f >= 0 && provenance_write_attrs(f, &prov) == 0 &&
                  write_h5_array(f, "samples", samples, NPICS, h, w) == 0 &&
                  write_h5_array(f, "originals", data->test.x, nrec, h, w) == 0 &&
                  write_h5_array(f, "reconstructions", recon, nrec, h, w) == 0 &&
                  (!pseudo || write_h5_array(f, "pseudo_inputs", pseudo, npseudo, h, w) == 0);
-            if (f >= 0 && H5Fclose(f) < 0) ok = 0;
-            if (ok && rename(tmp, path) != 0) ok = 0;
-            if (!ok) unlink(tmp);
+            if (!ok && f >= 0) H5Fclose(f);
+            if (ok) ok = h5file_put(f, path) == 0;
         }
         if (!ok) snprintf(msg, sizeof msg, "cannot write \"%s\": %s", path, strerror(errno ? errno : EIO));
         free(pseudo);

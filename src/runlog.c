@@ -2,6 +2,8 @@
 #include "vamp/runlog.h"
 #include "vamp/check.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,37 @@ static int make_dirs(const char *dir)
     return 0;
 }
 
+/* A temporary file of ours: "<name>.tmp" or "<name>.tmp.<pid>" (every file vamp_mpi writes goes through one). */
+static int is_temporary(const char *name)
+{
+    const char *t = strstr(name, ".tmp");
+    while (t && t[4] != '\0' && t[4] != '.') t = strstr(t + 1, ".tmp");
+    if (!t || t == name) return 0;
+    if (t[4] == '\0') return 1;
+    const char *d = t + 5;
+    if (!*d) return 0;
+    for (; *d; d++)
+        if (!isdigit((unsigned char)*d)) return 0;
+    return 1;
+}
+
+/* Rank 0: removes the temporary files a killed run left in dir (a checkpoint or final.h5 being written). */
+static void remove_stale_temporaries(const char *dir, MPI_Comm comm)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_temporary(e->d_name)) continue;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0)
+            log0(comm, "removed %s, a temporary file left by an interrupted run\n", path);
+    }
+    closedir(d);
+}
+
 void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm)
 {
     int rank;
@@ -47,6 +80,7 @@ void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm)
             snprintf(msg, sizeof msg, "[run] dir = \"%s\": cannot create or write the run directory: %s", dir,
                      strerror(err));
         } else {
+            remove_stale_temporaries(dir, comm);
             char path[1100], tmp[1120];
             snprintf(path, sizeof path, "%s/config.ini", dir);
             snprintf(tmp, sizeof tmp, "%s.tmp", path);

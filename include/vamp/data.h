@@ -14,6 +14,7 @@
 
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "vamp/config.h"
 
 #define VAMP_DATASET_FORMAT "vamp_mpi-dataset"
@@ -28,6 +29,8 @@ typedef struct {
     int stripe_lo, stripe_hi; /* stripes held here: [lo, hi) */
     long row_lo, row_hi;    /* global rows held here: [row_lo, row_hi) = [start(lo), start(hi)) */
     float *x;               /* (row_hi - row_lo, D), values in [0,1] (binarised once if the config says so) */
+    uint32_t crc;           /* CRC-32 of this rank's rows as read, before any binarisation (a checkpoint records the
+                               combination over ranks, to recognise the data on resume) */
 } vamp_split;
 
 typedef struct {

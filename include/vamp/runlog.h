@@ -9,8 +9,10 @@
 #define VAMP_METRICS_HEADER \
     "epoch,step,beta,train_loss,train_re,train_kl,val_loss,val_re,val_kl,seconds,samples_per_s"
 
-/* Collective. Creates dir (and parents) and writes dir/config.ini atomically. A directory that cannot be
- * created or written is an input error naming it (exit 2). */
+/* Collective. Creates dir (and parents), removes the temporary files an interrupted run left there
+ * ("*.tmp", "*.tmp.<pid>": a checkpoint or final.h5 half written when the process was killed) and writes
+ * dir/config.ini atomically. A directory that cannot be created or written is an input error naming it (exit 2).
+ * Call it only when every check of the run's inputs has passed: it is the first write to dir. */
 void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm);
 
 typedef struct {

@@ -72,6 +72,7 @@ typedef struct {
     long it;                 /* next batch of that epoch */
     double sum_loss, sum_re, sum_kl; /* this epoch's batch means summed so far */
     long nsteps;             /* batches of this epoch done */
+    long skipped;            /* batches skipped for a non-finite gradient (train.on_nan = skip), all epochs */
     double epoch_seconds;    /* training time spent in this epoch so far */
     double best_val;         /* best validation loss (INFINITY: none yet) */
     int best_epoch, since_best;
