@@ -1,0 +1,163 @@
+#!/bin/bash
+# Several nodes for real, on one machine: tests/cluster/cluster.sh makes 3 hosts (network + UTS + mount
+# namespaces on a bridge) with one slurmd each and slurmctld beside them, and this test checks:
+#  - the hosts resolve by name; Slurm shows 3 idle nodes; srun --mpi=pmix -N 2 -n 4 runs on two hosts;
+#  - Open MPI across hosts (mpirun --host A:2,B:2, launcher agent): TCP between hosts, shared memory (vader)
+#    only inside a host, asserted from --mca btl_base_verbose output;
+#  - jobs/multi_node.sbatch on 2 nodes x 2 ranks ends bit-identical (h5diff /params) to 1 rank outside;
+#  - one checkpoint chain over three layouts: 2 hosts x 2 ranks (mpirun) stop at train.max_steps, 1 host x 1
+#    rank resumes and stops, 3 nodes x 1 rank (multi_node.sbatch) finish: bit-identical to the 1-rank run;
+#  - jobs/requeue.sbatch on 2 nodes under a real time limit (--time=2 --signal=B:USR1@100): USR1 from Slurm,
+#    checkpoint, exit 75, requeue, the next run resumes and ends bit-identical;
+#  - jobs/array_presets.sbatch gives every task its own run directory when the user passes run.dir; every job
+#    script carries the commented template lines (--time, --account, --partition, --mem, module load).
+# Needs root (ip netns); prints "SKIP: needs root and ip netns" and exits 0 otherwise. Node death and network
+# stall: tests/cluster/node_failure.sh (not run here yet: the program still waits forever in a collective).
+# usage: test_cluster.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! ip netns list >/dev/null 2>&1; then
+  echo "SKIP: needs root and ip netns"
+  exit 0
+fi
+# The hosts replace /tmp by their own: everything they share (data, runs, cluster state) lives in /var/tmp.
+export TMPDIR=/var/tmp
+source "$(dirname "$0")/lib.sh" "$@"
+unset TMPDIR
+CLUSTER=$SRC/tests/cluster/cluster.sh
+export CLUSTER_ID=auto CLUSTER_DIR=$TMP/cluster CLUSTER_SLURMD_TIMEOUT=20 CLUSTER_OWNER=$$
+cleanup() {
+  [ -f "$TMP/cluster/env" ] && (source "$TMP/cluster/env" && "$CLUSTER" down >/dev/null)
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for cmd in slurmctld slurmd sbatch srun mpicc h5diff nsenter unshare; do
+  command -v $cmd >/dev/null || { echo "FAIL: $cmd not found"; echo "0 passed, 1 failed"; exit 1; }
+done
+if ! timeout 60 "$CLUSTER" up 3 >"$TMP/up.log" 2>&1; then
+  echo "FAIL: the cluster did not come up"; cat "$TMP/up.log"; echo "0 passed, 1 failed"; exit 1
+fi
+source "$TMP/cluster/env"
+read -r H1 H2 H3 <<<"$CLUSTER_HOSTS"
+export OPENBLAS_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none VAMP_MPI=$BUILD/vamp_mpi
+ok "cluster up: $(sed -n 1p "$TMP/up.log")"
+
+# --- hosts, names, Slurm
+names=$(for h in $CLUSTER_HOSTS; do "$CLUSTER" exec "$h" hostname; done | xargs)
+addr=$(getent hosts "$H2" | awk '{print $1}')
+[ "$names" = "$CLUSTER_HOSTS" ] && [ -n "$addr" ] && "$CLUSTER" exec "$H1" getent hosts "$H3" >/dev/null &&
+  ok "every host has its own name ($names); $H2 resolves to $addr" || bad "host names: '$names', $H2 -> '$addr'"
+[ "$(sinfo -h -o '%D %t')" = "3 idle" ] && ok "sinfo: $(sinfo -h -o '%D nodes %t (%N)')" || bad "sinfo: $(sinfo 2>&1)"
+timeout 60 srun --mpi=pmix -N 2 -n 4 hostname >"$TMP/srun.out" 2>&1
+srun_hosts=$(sort "$TMP/srun.out" | uniq -c | awk '{print $2 "x" $1}' | xargs)
+[ "$srun_hosts" = "${H1}x2 ${H2}x2" ] && ok "srun --mpi=pmix -N 2 -n 4 hostname: $srun_hosts" ||
+  bad "srun -N 2 -n 4 hostname: '$srun_hosts'" "$TMP/srun.out"
+
+# --- Open MPI across hosts: which BTL each pair of ranks uses
+mpicc -O2 -o "$TMP/mpi_hosts" "$SRC/tests/cluster/mpi_hosts.c" || { bad "mpicc mpi_hosts.c"; finish; exit; }
+timeout 60 mpirun --host "$H1:2,$H2:2" --mca btl tcp,vader,self --mca btl_base_verbose 100 "$TMP/mpi_hosts" \
+  >"$TMP/btl.out" 2>&1
+grep -q "pairs ok 12 of 12" "$TMP/btl.out" && [ "$(grep -c "^rank [0-3] on $H1$" "$TMP/btl.out")" = 2 ] &&
+  [ "$(grep -c "^rank [0-3] on $H2$" "$TMP/btl.out")" = 2 ] &&
+  ok "mpirun --host $H1:2,$H2:2 (launcher agent): 2 ranks on each host, every pair exchanged" ||
+  bad "mpirun across hosts" "$TMP/btl.out"
+# "[nodeA:pid] mca: bml: Using BTL btl for send to [[job,1],r] on node nodeB", one line per pair and direction
+grep -E '^\[[^:]+:[0-9]+\] mca: bml: Using [a-z]+ btl for send to .* on node ' "$TMP/btl.out" |
+  sed -E 's/^\[([^:]+):.* Using ([a-z]+) btl .* on node ([^ ]+)$/\1 \2 \3/' >"$TMP/btl.pairs"
+cross=$(awk '$1 != $3' "$TMP/btl.pairs" | awk '{print $2}' | sort | uniq -c | xargs)
+local_=$(awk '$1 == $3 && $2 != "self"' "$TMP/btl.pairs" | awk '{print $2}' | sort | uniq -c | xargs)
+[ "$cross" = "8 tcp" ] && [ "$local_" = "4 vader" ] &&
+  ok "BTLs: between hosts $cross, inside a host $local_ (from btl_base_verbose)" ||
+  bad "BTLs between hosts: '$cross', inside a host: '$local_' (wanted 8 tcp, 4 vader)" "$TMP/btl.pairs"
+# and no shared memory between hosts: with vader and self alone, ranks on two hosts cannot reach each other
+timeout 60 mpirun --host "$H1:1,$H2:1" --mca btl vader,self "$TMP/mpi_hosts" >"$TMP/novader.out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -qi "unable to reach\|unreachable" "$TMP/novader.out" &&
+  ok "--mca btl vader,self across two hosts fails (exit $rc): no shared memory between hosts" ||
+  bad "vader,self across hosts: exit $rc" "$TMP/novader.out"
+
+# --- training: one reference run of 1 rank outside the cluster; 12 stripes allow 1, 2, 3, 4, 6 and 12 ranks
+tiny_config "$TMP/c.ini" 2 40
+sed -i -e 's/^batch_size = 20/batch_size = 24/' -e 's/^train_limit = 4000/train_limit = 2400/' \
+  -e 's/^\[data\]/[data]\nstripes = 12/' "$TMP/c.ini" # 100 steps per epoch
+timeout 120 mpiexec -n 1 "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/ref" >"$TMP/ref.log" 2>&1 ||
+  { bad "reference run (1 rank)" "$TMP/ref.log"; finish; exit; }
+same() { # NAME RUN_DIR: final /params bit-identical to the reference
+  if h5diff "$TMP/ref/final.h5" "$2/final.h5" /params /params >"$TMP/h5diff.out" 2>&1; then ok "$1"; else bad "$1" "$TMP/h5diff.out"; fi
+}
+state() { scontrol show job "$1" 2>/dev/null | grep -oE 'JobState=[A-Z_]+' | cut -d= -f2; }
+wait_state() { # JOBID STATE-REGEX SECONDS
+  for _ in $(seq 1 $(($3 * 2))); do
+    [[ "$(state "$1")" =~ ^($2)$ ]] && return 0
+    sleep 0.5
+  done
+  return 1
+}
+submit() { sbatch --parsable --output="$TMP/job-%j.out" "$@" | cut -d';' -f1; }
+cd "$SRC" # job scripts are submitted from the repository root
+
+id=$(submit --nodes=2 --ntasks-per-node=2 jobs/multi_node.sbatch "$TMP/c.ini" --set run.dir="$TMP/multi")
+wait_state "$id" COMPLETED 180 && grep -q "^job $id on .*(2 node(s), 4 task(s))" "$TMP/job-$id.out" &&
+  ok "multi_node.sbatch --nodes=2: job $id, 2 nodes x 2 ranks, COMPLETED" ||
+  bad "multi_node.sbatch --nodes=2: job $id $(state "$id")" "$TMP/job-$id.out"
+same "multi_node.sbatch, 2 nodes x 2 ranks: final parameters bit-identical to 1 rank" "$TMP/multi"
+
+# --- one checkpoint chain over three layouts
+timeout 180 mpirun --host "$H1:2,$H2:2" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/chain" --set train.max_steps=60 \
+  >"$TMP/chain1.log" 2>&1
+[ -f "$TMP/chain/ckpt-00000040.h5" ] && ! compgen -G "$TMP/chain/*.tmp*" >/dev/null &&
+  ok "2 hosts x 2 ranks: checkpoint of step 40 written collectively, stopped at step 60" ||
+  bad "checkpoint from 2 hosts x 2 ranks: $(ls "$TMP/chain" 2>&1 | xargs)" "$TMP/chain1.log"
+timeout 180 mpirun --host "$H3:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/chain" --set train.max_steps=130 \
+  >"$TMP/chain2.log" 2>&1
+grep -q "resumed from $TMP/chain/ckpt-00000040.h5" "$TMP/chain2.log" && [ -f "$TMP/chain/ckpt-00000120.h5" ] &&
+  ok "1 host ($H3) x 1 rank resumed from it (step 40) and stopped at step 130" || bad "resume on 1 rank" "$TMP/chain2.log"
+id=$(submit --nodes=3 --ntasks-per-node=1 jobs/multi_node.sbatch "$TMP/c.ini" --set run.dir="$TMP/chain")
+wait_state "$id" COMPLETED 180 && grep -q "resumed from $TMP/chain/ckpt-00000120.h5" "$TMP/job-$id.out" &&
+  grep -q "(3 node(s), 3 task(s))" "$TMP/job-$id.out" &&
+  ok "multi_node.sbatch --nodes=3 x 1 rank resumed from step 120 and COMPLETED" ||
+  bad "3-node resume: job $id $(state "$id")" "$TMP/job-$id.out"
+same "checkpoint chain 2x2 -> 1x1 -> 3x1: final parameters bit-identical to the uninterrupted run" "$TMP/chain"
+
+# --- requeue across nodes under a real time limit. Slurm checks time limits every 30 s: USR1@100 of a
+# 2-minute limit arrives 20-50 s into the job. The first run writes every checkpoint slowly (a test hook that
+# changes no result) so that the signal finds it running; the requeued run is not slowed.
+cat >"$TMP/slow_first.sh" <<EOF
+#!/bin/sh
+[ "\${SLURM_RESTART_COUNT:-0}" = 0 ] && export VAMP_INJECT_CKPT_DELAY=2
+exec $VAMP_MPI "\$@"
+EOF
+chmod +x "$TMP/slow_first.sh"
+id=$(VAMP_MPI=$TMP/slow_first.sh submit --nodes=2 --ntasks-per-node=1 --time=2 --signal=B:USR1@100 \
+  jobs/requeue.sbatch "$TMP/c.ini" --set run.dir="$TMP/long" --set checkpoint.every_steps=10)
+wait_state "$id" COMPLETED 240
+log=$TMP/job-$id.out
+grep -q "restart 0" "$log" && grep -q "got USR1" "$log" && grep -q "vamp_mpi exited with status 75" "$log" &&
+  grep -q "requeueing job $id" "$log" && grep -q "(2 node(s), 2 task(s))" "$log" &&
+  ok "requeue.sbatch, 2 nodes, --time=2: USR1 from the time limit -> checkpoint, exit 75, requeued" ||
+  bad "requeue across nodes: job $id $(state "$id")" "$log"
+[ "$(state "$id")" = COMPLETED ] && grep -q "restart 1" "$log" && grep -q "resumed from $TMP/long/ckpt-" "$log" &&
+  ok "the requeued run resumed from the checkpoint and COMPLETED" || bad "requeued run: $(state "$id")" "$log"
+same "requeue across nodes: final parameters bit-identical to the uninterrupted run" "$TMP/long"
+
+# --- the array job: one run directory per task, also when the user passes run.dir
+mkdir -p "$TMP/presets"
+cp "$TMP/c.ini" "$TMP/presets/hvae_vampprior.ini"
+sed 's/^\[prior\]/[prior]\ntype = standard/' "$TMP/c.ini" >"$TMP/presets/hvae_standard.ini"
+id=$(submit -N1 -n1 --array=0-1 jobs/array_presets.sbatch "$TMP/presets" --set run.dir="$TMP/sweep" --set train.epochs=1)
+wait_state "${id}_0" COMPLETED 120 && wait_state "${id}_1" COMPLETED 120 &&
+  [ -f "$TMP/sweep/hvae_standard/final.h5" ] && [ -f "$TMP/sweep/hvae_vampprior/final.h5" ] &&
+  ok "array_presets.sbatch --set run.dir=D: task i trained in D/<preset>" ||
+  { bad "array job run directories: $(ls -R "$TMP/sweep" 2>&1 | xargs)"; tail -5 "$TMP"/job-"$id"*.out 2>/dev/null; }
+
+missing=""
+for f in jobs/*.sbatch; do
+  for t in '^##?SBATCH --time=' '^##SBATCH --account=' '^##SBATCH --partition=' '^##SBATCH --mem=' '^# *module load '; do
+    grep -qE -- "$t" "$f" || missing="$missing $f:'$t'"
+  done
+done
+[ -z "$missing" ] && ok "every job script has the --time line and commented --account, --partition, --mem, module load" ||
+  bad "job script template lines missing:$missing"
+
+finish
