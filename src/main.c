@@ -320,7 +320,6 @@ int main(int argc, char **argv)
     log0(comm, "data: %s (%s, %dx%d): train %ld, valid %ld, test %ld images\n", cfg.data_path,
          data.binary ? "binary" : "gray", data.height, data.width, data.train.n, data.valid.n, data.test.n);
     trainer_init(&tr, &cfg, &data, comm); /* its checks (sizes, memory) come before anything is written */
-    run_dir_prepare(cfg.run_dir, ini, comm);
     const size_t N = tr.model.layout.total;
     log0(comm, "model: %s, prior %s, likelihood %s, %zu parameters in %d tensors; %ld steps per epoch\n",
          config_model_name(cfg.model_type), config_prior_name(cfg.prior), config_likelihood_name(cfg.likelihood), N,
