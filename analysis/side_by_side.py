@@ -4,7 +4,7 @@ and seeds trained by both, then a table of the test log-likelihood (mean and see
 and the validation learning curves of every run.
 
 usage: side_by_side.py --root DIR --presets P.ini [P.ini...] [--seeds 1 2 3] [--set section.key=value ...]
-                       [--collect-only] [--np 2] [--threads 1] [--png F]
+                       [--collect-only] [--trainers vamp torch] [--np 2] [--threads 1] [--png F]
 
 Run from the repository root (the presets' data paths are relative to it). For each preset and seed k:
   vamp_mpi: mpirun -np NP build/vamp_mpi P.ini --set run.dir=ROOT/vamp/<name>/seed<k> --set run.seed=k [--set ...]
@@ -13,7 +13,8 @@ where <name> is the preset's directory and file name (frey_vae_vampprior). A run
 (final.h5, results.json) is skipped, so the script can be re-run to continue or to collect; an interrupted
 vamp_mpi run resumes from its checkpoint, an interrupted torch run starts again. Logs go to ROOT/logs/.
 The --set list is recorded in ROOT/side_by_side.json on the first run; another list needs another root.
---collect-only runs nothing. Prints a markdown table (also ROOT/side_by_side.md) and writes the learning
+--collect-only runs nothing; --trainers vamp (or torch) runs one trainer only, so that two instances of the
+script on the same root can run the two trainers at once, one core each (--np 1). Prints a markdown table (also ROOT/side_by_side.md) and writes the learning
 curves to ROOT/side_by_side.png (or --png). Exit status 1 if a run failed, 2 on bad arguments.
 """
 import argparse
@@ -193,6 +194,7 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="section.key=value",
                     help="given to both trainers (repeatable)")
     ap.add_argument("--collect-only", action="store_true")
+    ap.add_argument("--trainers", nargs="+", choices=TRAINERS, default=list(TRAINERS), help="which to run")
     ap.add_argument("--np", type=int, default=2, help="vamp_mpi ranks (default 2)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--vamp", default=os.path.join(REPO, "build", "vamp_mpi"))
@@ -236,7 +238,7 @@ def main():
         for k in a.seeds:
             for tr in TRAINERS:
                 d = run_dir(root, tr, name, k)
-                if a.collect_only or done(tr, d):
+                if a.collect_only or tr not in a.trainers or done(tr, d):
                     continue
                 if tr == "vamp":
                     cmd = [a.mpirun, "-np", str(a.np)] + (["--oversubscribe"] if a.np > (os.cpu_count() or 1) else [])

@@ -17,7 +17,9 @@ parameters kept; at most train.epochs epochs. Then on the test set with the best
 active units (Cov_x E_q[z|x] > 0.01) and the importance-sampled log-likelihood with eval.samples samples
 (x encoded once, samples in blocks of eval.block) with its standard error over test images.
 It shares neither vamp_mpi's data order nor its noise: all randomness comes from torch generators seeded by
-run.seed (--seed overrides it). Not resumable.
+run.seed (--seed overrides it). Resumable: the training state is saved to DIR/state.pt after every epoch
+(written to a temporary name, then renamed), and a second run with the same DIR and the same resolved config
+continues from it, with the same bits as a run that was never interrupted (another config there is refused).
 
 Writes DIR/config.ini (resolved), DIR/metrics.csv (vamp_mpi's columns), DIR/results.json, DIR/test_ll.npy
 (per-image log-likelihoods). Results are reproducible for a given seed and thread count (--threads sets
@@ -267,11 +269,24 @@ def main():
     opt = AdamNormGrad(model.parameters(), t["lr"], normalise=t["optimizer"] == "adamnormgrad")
 
     os.makedirs(a.out, exist_ok=True)
+    resolved = "".join(f"[{s}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()) + "\n" for s, keys in raw.items())
+    state_path = os.path.join(a.out, "state.pt")
+    state = None
+    if os.path.exists(state_path):
+        state = torch.load(state_path)
+        if state["config"] != resolved:
+            sys.exit(f"train_ref.py: {a.out} holds the state of a run with another config (its config.ini): "
+                     "choose another --out or remove it")
     with open(os.path.join(a.out, "config.ini"), "w") as f:
-        for s, keys in raw.items():
-            f.write(f"[{s}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()) + "\n")
-    metrics = open(os.path.join(a.out, "metrics.csv"), "w")
-    metrics.write(METRICS_HEADER + "\n")
+        f.write(resolved)
+    metrics_path = os.path.join(a.out, "metrics.csv")
+    if state is None:
+        metrics = open(metrics_path, "w")
+        metrics.write(METRICS_HEADER + "\n")
+    else:  # keep the rows of the epochs the state covers, drop any written after it
+        rows = open(metrics_path).read().splitlines()[:1 + state["epoch"]]
+        metrics = open(metrics_path, "w")
+        metrics.write("\n".join(rows) + "\n")
     nparams = sum(q.numel() for q in model.parameters())
     print(f"train_ref.py: torch {torch.__version__}, {a.threads} thread(s), config {a.config}, seed {seed}\n"
           f"data: {cfg['data']['path']}: train {train.shape[0]}, valid {valid.shape[0]}, test {test.shape[0]} "
@@ -282,6 +297,14 @@ def main():
     best_val, best_epoch, since_best, step, train_seconds = math.inf, 0, 0, 0, 0.0
     best = copy.deepcopy(model.state_dict())
     epoch, stopped = 0, None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        g_train.set_state(state["g_train"])
+        best = state["best"]
+        best_val, best_epoch, since_best, step, train_seconds, epoch, stopped = (
+            state[k] for k in ("best_val", "best_epoch", "since_best", "step", "train_seconds", "epoch", "stopped"))
+        print(f"resumed from {state_path} after epoch {epoch}", flush=True)
     B, N = t["batch_size"], train.shape[0]
     while stopped is None and epoch < t["epochs"]:
         epoch += 1
@@ -335,6 +358,11 @@ def main():
                 stopped = f"early stopping: no improvement of the validation loss for {since_best} epochs"
             if not math.isfinite(vl):
                 stopped = f"non-finite validation loss at epoch {epoch}"
+        torch.save({"config": resolved, "model": model.state_dict(), "opt": opt.state_dict(),
+                    "g_train": g_train.get_state(), "best": best, "best_val": best_val, "best_epoch": best_epoch,
+                    "since_best": since_best, "step": step, "train_seconds": train_seconds, "epoch": epoch,
+                    "stopped": stopped}, state_path + ".tmp")
+        os.replace(state_path + ".tmp", state_path)
     metrics.close()
     if stopped:
         print(stopped)
