@@ -135,7 +135,9 @@ void vamp_mpi_init(int *argc, char ***argv)
                     "ulimit -v unlimited\n", (unsigned long long)rl.rlim_cur >> 20);
         exit(VAMP_EXIT_INPUT);
     }
-    CHECK_MPI(MPI_Init(argc, argv));
+    /* FUNNELED: the liveness thread (liveness.h) makes no MPI call */
+    int provided = 0;
+    CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
 }
 
 void vamp_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }

@@ -24,6 +24,7 @@ typedef struct {
 static const key_def KEYS[] = {
     {"run", "dir", K_STRING, F(run_dir), 0, 0, NULL},
     {"run", "seed", K_U64, F(seed), 0, 18446744073709551615.0, NULL},
+    {"run", "peer_timeout", K_DOUBLE, F(peer_timeout), 0, 1e9, NULL},
     {"data", "path", K_STRING, F(data_path), 0, 0, NULL},
     {"data", "binarize", K_ENUM, F(binarize), 0, 0, "dynamic|static|none"},
     {"data", "stripes", K_INT, F(stripes), 1, 4096, NULL},
@@ -64,6 +65,7 @@ void config_defaults(vamp_config *c)
     memset(c, 0, sizeof *c);
     snprintf(c->run_dir, sizeof c->run_dir, "runs/default");
     c->seed = 1;
+    c->peer_timeout = 600;
     snprintf(c->data_path, sizeof c->data_path, "data/fashion_mnist.h5");
     c->binarize = BIN_DYNAMIC;
     c->stripes = 4;

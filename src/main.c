@@ -290,20 +290,21 @@ int main(int argc, char **argv)
         vamp_provenance prov;
         provenance_collect(&prov, comm);
         if (rank == 0) provenance_print(stdout, "build ", &prov);
+        const char *slash = strrchr(params_path, '/');
+        char dir[1100];
+        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - params_path), params_path);
+        else snprintf(dir, sizeof dir, ".");
+        liveness_start(dir, cfg.peer_timeout, comm); /* eval.h5 and the pictures go there */
         vamp_test_result r = evaluate_test(&tr, &data, comm);
         vamp_attr attrs[] = {{"test_ll", r.ll}, {"test_elbo", r.elbo}, {"test_re", r.re}, {"test_kl", r.kl},
                              {"active_units_z1", r.active_z1}, {"active_units_z2", r.active_z2}};
         vamp_extra extra[3];
         int nextra = result_extras(&r, data.test.n, extra);
         char out[1200];
-        const char *slash = strrchr(params_path, '/');
         if (slash) snprintf(out, sizeof out, "%.*s/eval.h5", (int)(slash - params_path), params_path);
         else snprintf(out, sizeof out, "eval.h5");
         params_write(out, &tr.model.layout, tr.params, ini, attrs, 6, extra, nextra, comm);
         log0(comm, "wrote %s\n", out);
-        char dir[1100];
-        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - params_path), params_path);
-        else snprintf(dir, sizeof dir, ".");
         pictures_write(&tr, &data, dir, "eval_");
         print_results(comm, &r);
         free(r.per_image_ll);
@@ -331,6 +332,7 @@ int main(int argc, char **argv)
     p.best_val = INFINITY;
     vamp_data_id data_id;
     checkpoint_data_id(&data_id, &data, comm);
+    liveness_start(cfg.run_dir, cfg.peer_timeout, comm); /* no other run in run.dir from here on */
     resume(&tr, &p, args.resume, &data_id, comm);
     /* every check has passed: only now is anything written to run.dir */
     run_dir_prepare(cfg.run_dir, ini, comm);

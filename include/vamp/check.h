@@ -9,14 +9,19 @@
 #include <hdf5.h>
 #include <stddef.h>
 
+#include "vamp/liveness.h"
+
 #define VAMP_EXIT_INPUT 2      /* bad config, data file or checkpoint: nothing was written */
 #define VAMP_EXIT_RESUMABLE 75 /* stopped early on a signal, checkpoint written (EX_TEMPFAIL) */
 
 void vamp_fatal(const char *file, int line, const char *call, const char *hint);
 
+/* Every MPI call is also marked for the peer watchdog (liveness.h): a rank that waits too long in one ends the job. */
 #define CHECK_MPI(call)                                                                            \
     do {                                                                                           \
+        liveness_enter(#call, __FILE__, __LINE__);                                                 \
         int vamp_rc_ = (call);                                                                     \
+        liveness_leave();                                                                          \
         if (vamp_rc_ != MPI_SUCCESS) vamp_fatal(__FILE__, __LINE__, #call, "MPI call failed");     \
     } while (0)
 

@@ -19,6 +19,7 @@ typedef struct {
     /* [run] */
     char run_dir[1024];       /* run.dir: output directory (created), default "runs/default" */
     uint64_t seed;            /* run.seed: default 1 */
+    double peer_timeout;      /* run.peer_timeout: seconds a rank waits in one MPI call before ending the job (0 = forever), default 600 */
     /* [data] */
     char data_path[1024];     /* data.path: HDF5 from vamp_prepare, default "data/fashion_mnist.h5" */
     vamp_binarize binarize;   /* data.binarize: dynamic|static|none, default dynamic */
