@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "vamp/liveness.h"
 #include "vamp/check.h"
+#include "vamp/runlog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -253,9 +254,11 @@ void liveness_start(const char *run_dir, double peer_timeout_s, MPI_Comm comm)
         snprintf(L.dir, sizeof L.dir, "%s", run_dir);
         struct stat st;
         L.created_dir = stat(run_dir, &st) != 0;
-        if (L.created_dir && mkdir(run_dir, 0777) != 0 && errno != EEXIST) {
-            snprintf(err, sizeof err, "cannot create run.dir %s: %s", run_dir, strerror(errno));
-            status = -1;
+        int e = run_dir_make(run_dir);
+        if (e != 0) { /* the same words as run_dir_prepare's */
+            snprintf(err, sizeof err, "[run] dir = \"%s\": cannot create or write the run directory: %s", run_dir,
+                     strerror(e));
+            status = 1;
             L.created_dir = 0;
         } else {
             snprintf(L.path, sizeof L.path, "%s/%s", run_dir, LIVENESS_LOCK_NAME);

@@ -18,8 +18,7 @@ double wall_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* mkdir -p; returns 0 or an errno. */
-static int make_dirs(const char *dir)
+int run_dir_make(const char *dir)
 {
     char buf[1024];
     if (strlen(dir) >= sizeof buf) return ENAMETOOLONG;
@@ -75,7 +74,7 @@ void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm)
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     char msg[1400] = "";
     if (rank == 0) {
-        int err = make_dirs(dir);
+        int err = run_dir_make(dir);
         if (err) {
             snprintf(msg, sizeof msg, "[run] dir = \"%s\": cannot create or write the run directory: %s", dir,
                      strerror(err));

@@ -15,6 +15,9 @@
  * Call it only when every check of the run's inputs has passed: it is the first write to dir. */
 void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm);
 
+/* mkdir -p of dir, which must end up a writable directory; 0 or an errno. Not collective. */
+int run_dir_make(const char *dir);
+
 typedef struct {
     FILE *f; /* rank 0 only; NULL elsewhere */
 } vamp_metrics;
