@@ -2,7 +2,7 @@
 """Are two vamp_mpi run directories the same result? Compares, byte for byte, every dataset and every attribute
 of the HDF5 files (final.h5, eval.h5, pictures.h5 and the newest checkpoint), the PNG pictures, the best/latest
 pointers and the metrics.csv columns, except what legitimately differs between two builds or two runs: the build_* provenance attributes,
-wall-clock times (train_seconds, metrics' seconds and samples_per_s) and the run directory named in the config.
+wall-clock times (train_seconds, metrics' seconds and samples_per_s), the checkpoint's checksum over its attributes (it covers those two) and the run directory named in the config.
 
 usage: same_run.py DIR_A DIR_B
 Prints every difference and exits 1 if there is one, 0 otherwise (2 if a directory has no final.h5 or eval.h5).
@@ -16,7 +16,7 @@ import sys
 import h5py
 import numpy as np
 
-SKIP_ATTRS = re.compile(r"^(build_.*|train_seconds|wall_seconds|.*_seconds)$")
+SKIP_ATTRS = re.compile(r"^(build_.*|train_seconds|wall_seconds|.*_seconds|crc32_attrs)$")
 SKIP_COLS = {"seconds", "samples_per_s"}
 
 
