@@ -27,7 +27,7 @@ finish() {
 # write_ini FILE SECTION.KEY=VALUE...: an INI file of those settings in that order, a [SECTION] header before
 # each run of keys of one section (so give the keys of a section together).
 write_ini() {
-  local file=$1 section= kv
+  local file=$1 section='' kv
   shift
   for kv in "$@"; do
     [ "${kv%%.*}" = "$section" ] || { section=${kv%%.*}; echo "[$section]"; }

@@ -109,7 +109,7 @@ expect "Inf (1 rank)" 0 'inf_last.h5: dataset /test: row 11 has the value inf' $
 expect "negative value" 0 'negative.h5: dataset /train: row 0 has the value -0.25; values must lie in \[0, 1\]' $D/negative.h5
 expect "non-binary value for bernoulli without binarisation (-n 2)" 2 'binary_half.h5: dataset /train: row 39 has the value 0.5, but likelihood bernoulli with data.binarize = none needs 0/1 data' $D/binary_half.h5 --set data.binarize=none
 # attribute_error NAME NP FILE RULE WHY: vamp_mpi refuses $TMP/FILE.h5 saying "FILE.h5: attribute RULE (WHY)"
-attribute_error() { expect "$1" "$2" "$3.h5: attribute $4 \\($5\\)" "$D/$3.h5"; }
+attribute_error() { expect "$1" "$2" "$3.h5: attribute $4 \\($5\\)" $D/"$3".h5; }
 attribute_error "version 2 (-n 2)" 2 version2 'version must be 1' 'found 2'
 attribute_error "version missing" 0 no_version 'version must be 1' 'it is missing'
 attribute_error "version a string" 0 version_str 'version must be 1' 'it is not an integer'
