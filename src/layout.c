@@ -20,10 +20,3 @@ int layout_add(vamp_layout *l, const char *name, size_t rows, size_t cols)
     l->total += t->size;
     return l->n++;
 }
-
-int layout_find(const vamp_layout *l, const char *name)
-{
-    for (int i = 0; i < l->n; i++)
-        if (strcmp(l->t[i].name, name) == 0) return i;
-    return -1;
-}

@@ -54,7 +54,7 @@ void model_init(vamp_model *m, const vamp_config *c, size_t D)
     m->D = D;
     m->H = c->hidden;
     m->hvae = c->model_type == MODEL_HVAE;
-    m->gray = c->likelihood == LIK_LOGISTIC256;
+    m->logistic = c->likelihood == LIK_LOGISTIC256;
     m->prior = c->prior;
     m->Ztop = m->hvae ? c->z2 : c->z1;
     m->Z1 = m->hvae ? c->z1 : 0;
@@ -94,7 +94,7 @@ void model_init(vamp_model *m, const vamp_config *c, size_t D)
     }
     m->px_mean = add_linear(l, "p_x_mean.linear", H, d, 1);
     m->px_logvar.W = m->px_logvar.b = -1;
-    if (m->gray) m->px_logvar = add_linear(l, "p_x_logvar.linear", H, d, 1);
+    if (m->logistic) m->px_logvar = add_linear(l, "p_x_logvar.linear", H, d, 1);
     if (m->prior == PRIOR_VAMPPRIOR || m->prior == PRIOR_VAMPPRIOR_DATA)
         m->pseudo = layout_add(l, "means.linear.weight", D, (size_t)m->K); /* (D,K), before the hardtanh */
     if (m->prior == PRIOR_MOG) {
@@ -194,24 +194,25 @@ static void carve_acts(carver *c, vamp_acts *a, const vamp_model *m, int R)
         a->pz1_mean = carve(c, RZ1); a->pz1_lv_pre = carve(c, RZ1); a->pz1_logvar = carve(c, RZ1);
         a->px_cat = carve(c, 2 * RH);
         a->pxj_h = carve(c, RH); a->pxj_g = carve(c, RH); a->pxj_o = carve(c, RH);
-        a->d_z1 = carve(c, RZ1); a->d_q1m = carve(c, RZ1); a->d_q1lv = carve(c, RZ1);
-        a->d_q1lvpre = carve(c, RZ1); a->d_pz1m = carve(c, RZ1); a->d_pz1lv = carve(c, RZ1);
-        a->d_pz1lvpre = carve(c, RZ1);
+        a->d_z1 = carve(c, RZ1);
+        a->d_q1_mean = carve(c, RZ1); a->d_q1_lv_pre = carve(c, RZ1); a->d_q1_logvar = carve(c, RZ1);
+        a->d_pz1_mean = carve(c, RZ1); a->d_pz1_lv_pre = carve(c, RZ1); a->d_pz1_logvar = carve(c, RZ1);
         a->log_q1 = carve(c, (size_t)R); a->log_p1 = carve(c, (size_t)R);
     }
     a->px_h1 = carve(c, RH); a->px_g1 = carve(c, RH); a->px_o1 = carve(c, RH);
     a->px_h2 = carve(c, RH); a->px_g2 = carve(c, RH); a->px_o2 = carve(c, RH);
     a->x_pre = carve(c, RD); a->x_mean = carve(c, RD);
-    if (m->gray) { a->xlv_pre = carve(c, RD); a->x_logvar = carve(c, RD); }
+    if (m->logistic) { a->xlv_pre = carve(c, RD); a->x_logvar = carve(c, RD); }
     a->re = carve(c, (size_t)R); a->kl = carve(c, (size_t)R);
     a->log_q_top = carve(c, (size_t)R); a->log_p_top = carve(c, (size_t)R);
     a->resp = m->K ? carve(c, (size_t)R * m->K) : NULL;
-    a->w_pos = carve(c, (size_t)R); a->w_neg = carve(c, (size_t)R);
-    a->d_xa = carve(c, RD); a->d_xb = carve(c, RD);
-    a->d_h = carve(c, RH); a->d_h2 = carve(c, RH); a->d_h3 = carve(c, RH); a->d_h4 = carve(c, RH);
-    a->d_cat = carve(c, 2 * RH);
+    a->w_log_q = carve(c, (size_t)R); a->w_log_p = carve(c, (size_t)R);
+    a->d_x_pre = carve(c, RD);
+    if (m->logistic) a->d_xlv_pre = carve(c, RD);
+    a->d_head_in = carve(c, RH); a->d_layer1 = carve(c, RH);
+    if (m->hvae) { a->d_branch1 = carve(c, RH); a->d_branch2 = carve(c, RH); a->d_cat = carve(c, 2 * RH); }
     a->gscratch = carve(c, 2 * RH);
-    a->d_ztop = carve(c, RZ); a->d_mtop = carve(c, RZ); a->d_lvtop = carve(c, RZ); a->d_lvpre_top = carve(c, RZ);
+    a->d_z_top = carve(c, RZ); a->d_top_mean = carve(c, RZ); a->d_top_logvar = carve(c, RZ);
 }
 
 void acts_init(vamp_acts *a, const vamp_model *m, int rows)
@@ -239,87 +240,113 @@ void acts_free(vamp_acts *a)
     memset(a, 0, sizeof *a);
 }
 
-/* ---- building blocks ---------------------------------------------------------------------------------- */
+/* ---- layers: nn.h's kernels with their weights looked up in the layout ----------------------------------- */
 
-#define TP(P, idx) ((idx) >= 0 ? (P) + m->layout.t[(idx)].offset : NULL)
+/* Tensor t of a layout-shaped buffer (params, grads); NULL for an absent tensor (t = -1: a Linear without bias). */
+static inline const float *tensor_of(const vamp_model *m, const float *buf, int t)
+{
+    return t >= 0 ? buf + m->layout.t[t].offset : NULL;
+}
+static inline float *grad_of(const vamp_model *m, float *grads, int t)
+{
+    return t >= 0 ? grads + m->layout.t[t].offset : NULL;
+}
 
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
-static void gated_fwd(const vamp_model *m, const float *P, const vamp_gated *G, float *o, float *h, float *g,
-                      const float *x, int R, int in)
+static void gated_layer_forward(const vamp_model *m, const float *P, const vamp_gated *L, float *o, float *h,
+                                float *g, const float *x, int R, int in)
 {
-    gated_forward(o, h, g, x, TP(P, G->h.W), TP(P, G->h.b), TP(P, G->g.W), TP(P, G->g.b), R, in, m->H);
+    gated_forward(o, h, g, x, tensor_of(m, P, L->h.W), tensor_of(m, P, L->h.b), tensor_of(m, P, L->g.W),
+                  tensor_of(m, P, L->g.b), R, in, m->H);
 }
 
-static void gated_bwd(const vamp_model *m, const float *P, float *Gr, const vamp_gated *G, float *dx,
-                      const float *dy, const float *x, const float *h, const float *g, int R, int in,
-                      float *scratch)
+static void gated_layer_backward(const vamp_model *m, const float *P, float *G, const vamp_gated *L, float *dx,
+                                 const float *dy, const float *x, const float *h, const float *g, int R, int in,
+                                 float *scratch)
 {
-    gated_backward(dx, TP(Gr, G->h.W), TP(Gr, G->h.b), TP(Gr, G->g.W), TP(Gr, G->g.b), dy, x, h, g,
-                   TP(P, G->h.W), TP(P, G->g.W), R, in, m->H, scratch);
+    gated_backward(dx, grad_of(m, G, L->h.W), grad_of(m, G, L->h.b), grad_of(m, G, L->g.W),
+                   grad_of(m, G, L->g.b), dy, x, h, g, tensor_of(m, P, L->h.W), tensor_of(m, P, L->g.W), R, in,
+                   m->H, scratch);
 }
 
-static void linear_fwd(const vamp_model *m, const float *P, const vamp_linear *L, float *y, const float *x, int R,
-                       int in, int out)
+static void linear_layer_forward(const vamp_model *m, const float *P, const vamp_linear *L, float *y,
+                                 const float *x, int R, int in, int out)
 {
-    linear_forward(y, x, TP(P, L->W), TP(P, L->b), R, in, out);
+    linear_forward(y, x, tensor_of(m, P, L->W), tensor_of(m, P, L->b), R, in, out);
 }
 
-static void linear_bwd(const vamp_model *m, const float *P, float *Gr, const vamp_linear *L, float *dx,
-                       const float *dy, const float *x, int R, int in, int out)
+static void linear_layer_backward(const vamp_model *m, const float *P, float *G, const vamp_linear *L, float *dx,
+                                  const float *dy, const float *x, int R, int in, int out)
 {
-    linear_backward(dx, TP(Gr, L->W), TP(Gr, L->b), dy, x, TP(P, L->W), R, in, out);
+    linear_backward(dx, grad_of(m, G, L->W), grad_of(m, G, L->b), dy, x, tensor_of(m, P, L->W), R, in, out);
 }
 
 /* Gaussian heads on a hidden layer: mean and hardtanh(-6,2) log-variance. */
-static void heads_fwd(const vamp_model *m, const float *P, const vamp_linear *Lm, const vamp_linear *Llv,
-                      float *mean, float *lv_pre, float *logvar, const float *hin, int R, int Z)
+static void heads_forward(const vamp_model *m, const float *P, const vamp_linear *Lm, const vamp_linear *Llv,
+                          float *mean, float *lv_pre, float *logvar, const float *hin, int R, int Z)
 {
-    linear_fwd(m, P, Lm, mean, hin, R, m->H, Z);
-    linear_fwd(m, P, Llv, lv_pre, hin, R, m->H, Z);
+    linear_layer_forward(m, P, Lm, mean, hin, R, m->H, Z);
+    linear_layer_forward(m, P, Llv, lv_pre, hin, R, m->H, Z);
     hardtanh_forward(logvar, lv_pre, (size_t)R * Z, LOGVAR_LO, LOGVAR_HI);
 }
 
 /* d_hin is zeroed here; d_lvpre is scratch (R,Z). */
-static void heads_bwd(const vamp_model *m, const float *P, float *Gr, const vamp_linear *Lm,
-                      const vamp_linear *Llv, float *d_hin, float *d_lvpre, const float *dmean,
-                      const float *dlogvar, const float *lv_pre, const float *hin, int R, int Z)
+static void heads_backward(const vamp_model *m, const float *P, float *G, const vamp_linear *Lm,
+                           const vamp_linear *Llv, float *d_hin, float *d_lvpre, const float *dmean,
+                           const float *dlogvar, const float *lv_pre, const float *hin, int R, int Z)
 {
     zero(d_lvpre, (size_t)R * Z);
     hardtanh_backward(d_lvpre, dlogvar, lv_pre, (size_t)R * Z, LOGVAR_LO, LOGVAR_HI);
     zero(d_hin, (size_t)R * m->H);
-    linear_bwd(m, P, Gr, Lm, d_hin, dmean, hin, R, m->H, Z);
-    linear_bwd(m, P, Gr, Llv, d_hin, d_lvpre, hin, R, m->H, Z);
+    linear_layer_backward(m, P, G, Lm, d_hin, dmean, hin, R, m->H, Z);
+    linear_layer_backward(m, P, G, Llv, d_hin, d_lvpre, hin, R, m->H, Z);
 }
+
+/* The input of a joint layer: cat (R,2H) = [first | second] row by row, and the split of its gradient. */
+static void concat_rows(float *cat, const float *first, const float *second, int R, int H)
+{
+    for (int r = 0; r < R; r++) {
+        memcpy(cat + (size_t)r * 2 * H, first + (size_t)r * H, H * sizeof(float));
+        memcpy(cat + (size_t)r * 2 * H + H, second + (size_t)r * H, H * sizeof(float));
+    }
+}
+static void split_rows(float *first, float *second, const float *cat, int R, int H)
+{
+    for (int r = 0; r < R; r++) {
+        memcpy(first + (size_t)r * H, cat + (size_t)r * 2 * H, H * sizeof(float));
+        memcpy(second + (size_t)r * H, cat + (size_t)r * 2 * H + H, H * sizeof(float));
+    }
+}
+
+/* ---- the top encoder q(z_top | x) and the pseudo-inputs ---------------------------------------------------- */
 
 /* The top encoder on x (R,D). */
 static void top_encoder_forward(const vamp_model *m, vamp_enc_acts *e, const float *P, const float *x, int R)
 {
     const vamp_top_encoder *E = &m->enc;
-    gated_fwd(m, P, &E->l1, e->o1, e->h1, e->g1, x, R, (int)m->D);
-    gated_fwd(m, P, &E->l2, e->o2, e->h2, e->g2, e->o1, R, m->H);
-    heads_fwd(m, P, &E->mean, &E->logvar, e->mean, e->lv_pre, e->logvar, e->o2, R, m->Ztop);
+    gated_layer_forward(m, P, &E->l1, e->o1, e->h1, e->g1, x, R, (int)m->D);
+    gated_layer_forward(m, P, &E->l2, e->o2, e->h2, e->g2, e->o1, R, m->H);
+    heads_forward(m, P, &E->mean, &E->logvar, e->mean, e->lv_pre, e->logvar, e->o2, R, m->Ztop);
 }
 
 /* dmean, dlogvar (R,Ztop) -> grads; dx (R,D) += d x (NULL: the input needs no gradient). */
-static void top_encoder_backward(const vamp_model *m, vamp_enc_acts *e, const float *P, float *Gr,
-                                 const float *x, const float *dmean, const float *dlogvar, float *dx, int R)
+static void top_encoder_backward(const vamp_model *m, vamp_enc_acts *e, const float *P, float *G, const float *x,
+                                 const float *dmean, const float *dlogvar, float *dx, int R)
 {
     const vamp_top_encoder *E = &m->enc;
-    heads_bwd(m, P, Gr, &E->mean, &E->logvar, e->d_o2, e->d_lv, dmean, dlogvar, e->lv_pre, e->o2, R, m->Ztop);
+    heads_backward(m, P, G, &E->mean, &E->logvar, e->d_o2, e->d_lv, dmean, dlogvar, e->lv_pre, e->o2, R, m->Ztop);
     zero(e->d_o1, (size_t)R * m->H);
-    gated_bwd(m, P, Gr, &E->l2, e->d_o1, e->d_o2, e->o1, e->h2, e->g2, R, m->H, e->gscratch);
-    gated_bwd(m, P, Gr, &E->l1, dx, e->d_o1, x, e->h1, e->g1, R, (int)m->D, e->gscratch);
+    gated_layer_backward(m, P, G, &E->l2, e->d_o1, e->d_o2, e->o1, e->h2, e->g2, R, m->H, e->gscratch);
+    gated_layer_backward(m, P, G, &E->l1, dx, e->d_o1, x, e->h1, e->g1, R, (int)m->D, e->gscratch);
 }
-
-/* ---- pseudo-inputs -------------------------------------------------------------------------------------- */
 
 void model_pseudo_forward(const vamp_model *m, vamp_enc_acts *a, const float *params, int k0, int k1,
                           float *pm_rows, float *plv_rows)
 {
     const int R = k1 - k0, K = m->K;
     const size_t D = m->D;
-    const float *W = TP(params, m->pseudo); /* (D,K): pseudo-input k is column k */
+    const float *W = tensor_of(m, params, m->pseudo); /* (D,K): pseudo-input k is column k */
     for (int r = 0; r < R; r++)
         for (size_t d = 0; d < D; d++) {
             float v = W[d * K + (k0 + r)];
@@ -337,8 +364,8 @@ void model_pseudo_backward(const vamp_model *m, vamp_enc_acts *a, const float *p
     const size_t D = m->D;
     zero(a->du, (size_t)R * D);
     top_encoder_backward(m, a, params, grads, a->u, dpm_rows, dplv_rows, a->du, R);
-    const float *W = TP(params, m->pseudo);
-    float *dW = TP(grads, m->pseudo);
+    const float *W = tensor_of(m, params, m->pseudo);
+    float *dW = grad_of(m, grads, m->pseudo);
     for (int r = 0; r < R; r++)
         for (size_t d = 0; d < D; d++) {
             size_t i = d * K + (k0 + r);
@@ -346,9 +373,109 @@ void model_pseudo_backward(const vamp_model *m, vamp_enc_acts *a, const float *p
         }
 }
 
-/* ---- likelihoods ------------------------------------------------------------------------------------------ */
+/* ---- hvae q(z1 | x, z2) and p(z1 | z2) ---------------------------------------------------------------------- */
+
+/* q(z1 | x, z2) on a->z_top after its x-branch q1x_o (computed by model_encode): fills q1_* and z1 = q1_mean +
+ * sigma * eps1 (a->eps1). */
+static void q1_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
+{
+    const int H = m->H, Z1 = m->Z1;
+    gated_layer_forward(m, P, &m->q1_z2, a->q1z_o, a->q1z_h, a->q1z_g, a->z_top, R, m->Ztop);
+    concat_rows(a->q1_cat, a->q1x_o, a->q1z_o, R, H);
+    gated_layer_forward(m, P, &m->q1_joint, a->q1j_o, a->q1j_h, a->q1j_g, a->q1_cat, R, 2 * H);
+    heads_forward(m, P, &m->q1_mean, &m->q1_logvar, a->q1_mean, a->q1_lv_pre, a->q1_logvar, a->q1j_o, R, Z1);
+    reparam_forward(a->z1, a->q1_mean, a->q1_logvar, a->eps1, (size_t)R * Z1);
+}
+
+/* d_z1 -> grads of q(z1|x,z2) but its x-branch, whose output gradient is left in d_branch1 for
+ * encode_backward; d_z_top += the z2-branch's input gradient. */
+static void q1_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
+{
+    const int H = m->H, Z1 = m->Z1;
+    reparam_backward(a->d_q1_mean, a->d_q1_logvar, a->d_z1, a->q1_logvar, a->eps1, (size_t)R * Z1);
+    heads_backward(m, P, G, &m->q1_mean, &m->q1_logvar, a->d_head_in, a->d_q1_lv_pre, a->d_q1_mean,
+                   a->d_q1_logvar, a->q1_lv_pre, a->q1j_o, R, Z1);
+    zero(a->d_cat, (size_t)R * 2 * H);
+    gated_layer_backward(m, P, G, &m->q1_joint, a->d_cat, a->d_head_in, a->q1_cat, a->q1j_h, a->q1j_g, R, 2 * H,
+                         a->gscratch);
+    split_rows(a->d_branch1, a->d_branch2, a->d_cat, R, H);
+    gated_layer_backward(m, P, G, &m->q1_z2, a->d_z_top, a->d_branch2, a->z_top, a->q1z_h, a->q1z_g, R, m->Ztop,
+                         a->gscratch);
+}
+
+/* hvae p(z1 | z2) on a->z_top: fills pz1_* of R rows. */
+static void pz1_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
+{
+    gated_layer_forward(m, P, &m->pz1_l1, a->pz1_o1, a->pz1_h1, a->pz1_g1, a->z_top, R, m->Ztop);
+    gated_layer_forward(m, P, &m->pz1_l2, a->pz1_o2, a->pz1_h2, a->pz1_g2, a->pz1_o1, R, m->H);
+    heads_forward(m, P, &m->pz1_mean, &m->pz1_logvar, a->pz1_mean, a->pz1_lv_pre, a->pz1_logvar, a->pz1_o2, R,
+                  m->Z1);
+}
+
+/* d_pz1_mean, d_pz1_logvar -> grads of p(z1|z2); d_z_top += its input gradient. */
+static void pz1_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
+{
+    const int H = m->H;
+    heads_backward(m, P, G, &m->pz1_mean, &m->pz1_logvar, a->d_head_in, a->d_pz1_lv_pre, a->d_pz1_mean,
+                   a->d_pz1_logvar, a->pz1_lv_pre, a->pz1_o2, R, m->Z1);
+    zero(a->d_layer1, (size_t)R * H);
+    gated_layer_backward(m, P, G, &m->pz1_l2, a->d_layer1, a->d_head_in, a->pz1_o1, a->pz1_h2, a->pz1_g2, R, H,
+                         a->gscratch);
+    gated_layer_backward(m, P, G, &m->pz1_l1, a->d_z_top, a->d_layer1, a->z_top, a->pz1_h1, a->pz1_g1, R,
+                         m->Ztop, a->gscratch);
+}
+
+/* ---- p(x | .) up to its logits, and the likelihoods --------------------------------------------------------- */
+
+/* The hidden layer under the p(x|.) heads. */
+static const float *px_hidden(const vamp_model *m, const vamp_acts *a) { return m->hvae ? a->pxj_o : a->px_o2; }
+
+/* p(x | z) (vae, a->z_top) or p(x | z1, z2) (hvae, a->z1 and a->z_top) up to the logits x_pre (and the
+ * logistic log-scale pre-activation xlv_pre). */
+static void px_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
+{
+    const int H = m->H, Zt = m->Ztop;
+    if (m->hvae) {
+        gated_layer_forward(m, P, &m->px_z1, a->px_o1, a->px_h1, a->px_g1, a->z1, R, m->Z1);
+        gated_layer_forward(m, P, &m->px_z2, a->px_o2, a->px_h2, a->px_g2, a->z_top, R, Zt);
+        concat_rows(a->px_cat, a->px_o1, a->px_o2, R, H);
+        gated_layer_forward(m, P, &m->px_joint, a->pxj_o, a->pxj_h, a->pxj_g, a->px_cat, R, 2 * H);
+    } else {
+        gated_layer_forward(m, P, &m->px_l1, a->px_o1, a->px_h1, a->px_g1, a->z_top, R, Zt);
+        gated_layer_forward(m, P, &m->px_l2, a->px_o2, a->px_h2, a->px_g2, a->px_o1, R, H);
+    }
+    linear_layer_forward(m, P, &m->px_mean, a->x_pre, px_hidden(m, a), R, H, (int)m->D);
+    if (m->logistic) linear_layer_forward(m, P, &m->px_logvar, a->xlv_pre, px_hidden(m, a), R, H, (int)m->D);
+}
+
+/* d_x_pre (and d_xlv_pre) -> grads of p(x|.); d_z_top (and hvae d_z1) += its input gradients. */
+static void px_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
+{
+    const int H = m->H, Zt = m->Ztop, d = (int)m->D;
+    zero(a->d_head_in, (size_t)R * H);
+    linear_layer_backward(m, P, G, &m->px_mean, a->d_head_in, a->d_x_pre, px_hidden(m, a), R, H, d);
+    if (m->logistic)
+        linear_layer_backward(m, P, G, &m->px_logvar, a->d_head_in, a->d_xlv_pre, px_hidden(m, a), R, H, d);
+    if (m->hvae) {
+        zero(a->d_cat, (size_t)R * 2 * H);
+        gated_layer_backward(m, P, G, &m->px_joint, a->d_cat, a->d_head_in, a->px_cat, a->pxj_h, a->pxj_g, R,
+                             2 * H, a->gscratch);
+        split_rows(a->d_branch1, a->d_branch2, a->d_cat, R, H);
+        gated_layer_backward(m, P, G, &m->px_z1, a->d_z1, a->d_branch1, a->z1, a->px_h1, a->px_g1, R, m->Z1,
+                             a->gscratch);
+        gated_layer_backward(m, P, G, &m->px_z2, a->d_z_top, a->d_branch2, a->z_top, a->px_h2, a->px_g2, R, Zt,
+                             a->gscratch);
+    } else {
+        zero(a->d_layer1, (size_t)R * H);
+        gated_layer_backward(m, P, G, &m->px_l2, a->d_layer1, a->d_head_in, a->px_o1, a->px_h2, a->px_g2, R, H,
+                             a->gscratch);
+        gated_layer_backward(m, P, G, &m->px_l1, a->d_z_top, a->d_layer1, a->z_top, a->px_h1, a->px_g1, R, Zt,
+                             a->gscratch);
+    }
+}
 
 static inline float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
+static inline float clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 /* log P(bin of x) under the discretised logistic with mean mu and log-scale lv, as the reference:
  * log(sigmoid((xb + 1/256 - mu)/s) - sigmoid((xb - mu)/s) + 1e-7), xb = floor(256 x)/256. In double: the
@@ -372,21 +499,21 @@ static double logistic256_logp(float x, float mu, float lv, double *d_mu, double
 static void likelihood_forward(const vamp_model *m, vamp_acts *a, const float *x, int R)
 {
     const size_t D = m->D;
-    if (m->gray) hardtanh_forward(a->x_logvar, a->xlv_pre, (size_t)R * D, XLOGVAR_LO, XLOGVAR_HI);
+    if (m->logistic) hardtanh_forward(a->x_logvar, a->xlv_pre, (size_t)R * D, XLOGVAR_LO, XLOGVAR_HI);
     for (int r = 0; r < R; r++) {
         double s = 0.0; /* a sum of D terms: double keeps it independent of D's size */
         for (size_t d = 0; d < D; d++) {
             size_t i = r * D + d;
             float p = sigm(a->x_pre[i]);
-            if (!m->gray) {
+            if (!m->logistic) {
                 a->x_mean[i] = p;
-                float pc = p < BERN_EPS ? BERN_EPS : (p > 1.0f - BERN_EPS ? 1.0f - BERN_EPS : p);
+                float pc = clamp(p, BERN_EPS, 1.0f - BERN_EPS);
                 /* binary pixels need one logarithm: the other term is exactly +-0, so the same bits */
                 if (x[i] == 1.0f) s += logf(pc);
                 else if (x[i] == 0.0f) s += logf(1.0f - pc);
                 else s += x[i] * logf(pc) + (1.0f - x[i]) * logf(1.0f - pc);
             } else {
-                float mu = p < LOGI_CLAMP ? LOGI_CLAMP : (p > 1.0f - LOGI_CLAMP ? 1.0f - LOGI_CLAMP : p);
+                float mu = clamp(p, LOGI_CLAMP, 1.0f - LOGI_CLAMP);
                 a->x_mean[i] = mu;
                 s += logistic256_logp(x[i], mu, a->x_logvar[i], NULL, NULL);
             }
@@ -395,58 +522,71 @@ static void likelihood_forward(const vamp_model *m, vamp_acts *a, const float *x
     }
 }
 
-/* d_xa (R,D) = d(scale * sum re)/d x_pre ; d_xb = d/d xlv_pre (gray). */
+/* d_x_pre (R,D) = d(scale * sum re)/d x_pre ; d_xlv_pre = d/d xlv_pre (logistic). */
 static void likelihood_backward(const vamp_model *m, vamp_acts *a, const float *x, int R, float scale)
 {
-    const size_t D = m->D, n = (size_t)R * D;
+    const size_t n = (size_t)R * m->D;
     for (size_t i = 0; i < n; i++) {
         float p = sigm(a->x_pre[i]);
-        if (!m->gray) { /* d(-log p(x))/d logit = p - x where the clamp is inactive (torch: inclusive bounds) */
-            a->d_xa[i] = (p >= BERN_EPS && p <= 1.0f - BERN_EPS) ? scale * (p - x[i]) : 0.0f;
+        if (!m->logistic) { /* d(-log p(x))/d logit = p - x where the clamp is inactive (torch: inclusive bounds) */
+            a->d_x_pre[i] = (p >= BERN_EPS && p <= 1.0f - BERN_EPS) ? scale * (p - x[i]) : 0.0f;
         } else {
             double dlogp_dmu, dlogp_dlv;
             logistic256_logp(x[i], a->x_mean[i], a->x_logvar[i], &dlogp_dmu, &dlogp_dlv);
             int inside = p >= LOGI_CLAMP && p <= 1.0f - LOGI_CLAMP;
-            a->d_xa[i] = inside ? (float)(-scale * dlogp_dmu * p * (1.0f - p)) : 0.0f;
+            a->d_x_pre[i] = inside ? (float)(-scale * dlogp_dmu * p * (1.0f - p)) : 0.0f;
             float lv = a->xlv_pre[i];
-            a->d_xb[i] = (lv > XLOGVAR_LO && lv < XLOGVAR_HI) ? (float)(-scale * dlogp_dlv) : 0.0f;
+            a->d_xlv_pre[i] = (lv > XLOGVAR_LO && lv < XLOGVAR_HI) ? (float)(-scale * dlogp_dlv) : 0.0f;
         }
     }
+}
+
+/* ---- the KL terms ------------------------------------------------------------------------------------------- */
+
+/* kl (R) = log q(z..|x) - log p(z..) (both levels for hvae); returns sum over rows of (re + beta*kl). */
+static double kl_forward(const vamp_model *m, vamp_acts *a, const float *pm, const float *plv, int R, float beta)
+{
+    const int Zt = m->Ztop, Z1 = m->Z1;
+    log_normal_forward(a->log_q_top, a->z_top, a->enc.mean, a->enc.logvar, R, Zt);
+    if (m->K) mixture_log_prob_forward(a->log_p_top, a->resp, a->z_top, pm, plv, R, m->K, Zt);
+    else log_normal_forward(a->log_p_top, a->z_top, NULL, NULL, R, Zt);
+    if (m->hvae) {
+        log_normal_forward(a->log_q1, a->z1, a->q1_mean, a->q1_logvar, R, Z1);
+        log_normal_forward(a->log_p1, a->z1, a->pz1_mean, a->pz1_logvar, R, Z1);
+    }
+    double total = 0.0;
+    for (int r = 0; r < R; r++) {
+        float kl = a->log_q_top[r] - a->log_p_top[r];
+        if (m->hvae) kl += a->log_q1[r] - a->log_p1[r];
+        a->kl[r] = kl;
+        total += (double)a->re[r] + (double)beta * kl;
+    }
+    return total;
+}
+
+/* Adds d(scale * beta * sum kl) into the latents' gradients and into dpm/dplv (prior components). */
+static void kl_backward(const vamp_model *m, vamp_acts *a, float *dpm, float *dplv, const float *pm,
+                        const float *plv, int R, float beta, float scale)
+{
+    const int Zt = m->Ztop, Z1 = m->Z1;
+    for (int r = 0; r < R; r++) {
+        a->w_log_q[r] = scale * beta;
+        a->w_log_p[r] = -scale * beta;
+    }
+    if (m->hvae) {
+        log_normal_backward(a->d_z1, a->d_pz1_mean, a->d_pz1_logvar, a->w_log_p, a->z1, a->pz1_mean, a->pz1_logvar,
+                            R, Z1);
+        log_normal_backward(a->d_z1, a->d_q1_mean, a->d_q1_logvar, a->w_log_q, a->z1, a->q1_mean, a->q1_logvar, R,
+                            Z1);
+    }
+    if (m->K)
+        mixture_log_prob_backward(a->d_z_top, dpm, dplv, a->w_log_p, a->z_top, pm, plv, a->resp, R, m->K, Zt);
+    else log_normal_backward(a->d_z_top, NULL, NULL, a->w_log_p, a->z_top, NULL, NULL, R, Zt);
+    log_normal_backward(a->d_z_top, a->d_top_mean, a->d_top_logvar, a->w_log_q, a->z_top, a->enc.mean,
+                        a->enc.logvar, R, Zt);
 }
 
 /* ---- the chunk forward / backward ------------------------------------------------------------------------ */
-
-/* hvae p(z1 | z2) on a->z_top: fills pz1_* of R rows. */
-static void pz1_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
-{
-    gated_fwd(m, P, &m->pz1_l1, a->pz1_o1, a->pz1_h1, a->pz1_g1, a->z_top, R, m->Ztop);
-    gated_fwd(m, P, &m->pz1_l2, a->pz1_o2, a->pz1_h2, a->pz1_g2, a->pz1_o1, R, m->H);
-    heads_fwd(m, P, &m->pz1_mean, &m->pz1_logvar, a->pz1_mean, a->pz1_lv_pre, a->pz1_logvar, a->pz1_o2, R, m->Z1);
-}
-
-/* p(x | z) (vae, a->z_top) or p(x | z1, z2) (hvae, a->z1 and a->z_top) up to the logits x_pre (and the
- * logistic log-scale pre-activation xlv_pre). */
-static void px_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
-{
-    const int H = m->H, Zt = m->Ztop, Z1 = m->Z1;
-    const float *hin; /* input of the p(x|.) heads */
-    if (m->hvae) {
-        gated_fwd(m, P, &m->px_z1, a->px_o1, a->px_h1, a->px_g1, a->z1, R, Z1);
-        gated_fwd(m, P, &m->px_z2, a->px_o2, a->px_h2, a->px_g2, a->z_top, R, Zt);
-        for (int r = 0; r < R; r++) {
-            memcpy(a->px_cat + (size_t)r * 2 * H, a->px_o1 + (size_t)r * H, H * sizeof(float));
-            memcpy(a->px_cat + (size_t)r * 2 * H + H, a->px_o2 + (size_t)r * H, H * sizeof(float));
-        }
-        gated_fwd(m, P, &m->px_joint, a->pxj_o, a->pxj_h, a->pxj_g, a->px_cat, R, 2 * H);
-        hin = a->pxj_o;
-    } else {
-        gated_fwd(m, P, &m->px_l1, a->px_o1, a->px_h1, a->px_g1, a->z_top, R, Zt);
-        gated_fwd(m, P, &m->px_l2, a->px_o2, a->px_h2, a->px_g2, a->px_o1, R, H);
-        hin = a->px_o2;
-    }
-    linear_fwd(m, P, &m->px_mean, a->x_pre, hin, R, H, (int)m->D);
-    if (m->gray) linear_fwd(m, P, &m->px_logvar, a->xlv_pre, hin, R, H, (int)m->D);
-}
 
 void model_decode(const vamp_model *m, vamp_acts *a, const float *params, const float *z_top, const float *eps1,
                   int R, float *x_mean)
@@ -459,16 +599,24 @@ void model_decode(const vamp_model *m, vamp_acts *a, const float *params, const 
     }
     px_forward(m, a, params, R);
     for (size_t i = 0; i < n; i++) {
-        float p = 1.0f / (1.0f + expf(-a->x_pre[i]));
-        if (m->gray) p = p < LOGI_CLAMP ? LOGI_CLAMP : (p > 1.0f - LOGI_CLAMP ? 1.0f - LOGI_CLAMP : p);
-        x_mean[i] = p;
+        float p = sigm(a->x_pre[i]);
+        x_mean[i] = m->logistic ? clamp(p, LOGI_CLAMP, 1.0f - LOGI_CLAMP) : p;
     }
 }
 
 void model_encode(const vamp_model *m, vamp_acts *a, const float *params, const float *x, int R)
 {
     top_encoder_forward(m, &a->enc, params, x, R);
-    if (m->hvae) gated_fwd(m, params, &m->q1_x, a->q1x_o, a->q1x_h, a->q1x_g, x, R, (int)m->D);
+    if (m->hvae) gated_layer_forward(m, params, &m->q1_x, a->q1x_o, a->q1x_h, a->q1x_g, x, R, (int)m->D);
+}
+
+/* The twin of model_encode: d_top_mean, d_top_logvar (and hvae d_branch1, the gradient of q1x_o) -> grads. */
+static void encode_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
+{
+    if (m->hvae)
+        gated_layer_backward(m, P, G, &m->q1_x, NULL, a->d_branch1, a->x, a->q1x_h, a->q1x_g, R, (int)m->D,
+                             a->gscratch);
+    top_encoder_backward(m, &a->enc, P, G, a->x, a->d_top_mean, a->d_top_logvar, NULL, R);
 }
 
 void model_encode_broadcast(const vamp_model *m, vamp_acts *a, int R)
@@ -492,120 +640,42 @@ double model_forward_encoded(const vamp_model *m, vamp_acts *a, const float *par
                              const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
                              float beta)
 {
-    const float *P = params;
-    const int H = m->H, Zt = m->Ztop, Z1 = m->Z1;
     a->x = x;
-    memcpy(a->eps_top, eps_top, (size_t)R * Zt * sizeof(float));
-
+    memcpy(a->eps_top, eps_top, (size_t)R * m->Ztop * sizeof(float));
     /* z_top ~ q(z_top | x), whose encoding is already in a->enc */
-    reparam_forward(a->z_top, a->enc.mean, a->enc.logvar, a->eps_top, (size_t)R * Zt);
+    reparam_forward(a->z_top, a->enc.mean, a->enc.logvar, a->eps_top, (size_t)R * m->Ztop);
     if (m->hvae) {
-        memcpy(a->eps1, eps1, (size_t)R * Z1 * sizeof(float));
-        /* q(z1 | x, z2): the x-branch was computed by model_encode */
-        gated_fwd(m, P, &m->q1_z2, a->q1z_o, a->q1z_h, a->q1z_g, a->z_top, R, Zt);
-        for (int r = 0; r < R; r++) {
-            memcpy(a->q1_cat + (size_t)r * 2 * H, a->q1x_o + (size_t)r * H, H * sizeof(float));
-            memcpy(a->q1_cat + (size_t)r * 2 * H + H, a->q1z_o + (size_t)r * H, H * sizeof(float));
-        }
-        gated_fwd(m, P, &m->q1_joint, a->q1j_o, a->q1j_h, a->q1j_g, a->q1_cat, R, 2 * H);
-        heads_fwd(m, P, &m->q1_mean, &m->q1_logvar, a->q1_mean, a->q1_lv_pre, a->q1_logvar, a->q1j_o, R, Z1);
-        reparam_forward(a->z1, a->q1_mean, a->q1_logvar, a->eps1, (size_t)R * Z1);
-        pz1_forward(m, a, P, R);
+        memcpy(a->eps1, eps1, (size_t)R * m->Z1 * sizeof(float));
+        q1_forward(m, a, params, R);
+        pz1_forward(m, a, params, R);
     }
-    px_forward(m, a, P, R);
+    px_forward(m, a, params, R);
     likelihood_forward(m, a, x, R);
-
-    /* KL terms */
-    log_normal_forward(a->log_q_top, a->z_top, a->enc.mean, a->enc.logvar, R, Zt);
-    if (m->K) mixture_log_prob_forward(a->log_p_top, a->resp, a->z_top, pm, plv, R, m->K, Zt);
-    else log_normal_forward(a->log_p_top, a->z_top, NULL, NULL, R, Zt);
-    if (m->hvae) {
-        log_normal_forward(a->log_q1, a->z1, a->q1_mean, a->q1_logvar, R, Z1);
-        log_normal_forward(a->log_p1, a->z1, a->pz1_mean, a->pz1_logvar, R, Z1);
-    }
-    double total = 0.0;
-    for (int r = 0; r < R; r++) {
-        float kl = a->log_q_top[r] - a->log_p_top[r];
-        if (m->hvae) kl += a->log_q1[r] - a->log_p1[r];
-        a->kl[r] = kl;
-        total += (double)a->re[r] + (double)beta * kl;
-    }
-    return total;
+    return kl_forward(m, a, pm, plv, R, beta);
 }
 
+/* The forward pass in reverse; every latent's gradient starts at zero and collects from each block that reads it. */
 void model_backward(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
                     float *dplv, const float *pm, const float *plv, int R, float beta, float scale)
 {
-    const float *P = params, *x = a->x;
-    float *G = grads;
-    const int H = m->H, Zt = m->Ztop, Z1 = m->Z1, d = (int)m->D;
-    const size_t RZ = (size_t)R * Zt, RZ1 = (size_t)R * Z1;
-    for (int r = 0; r < R; r++) {
-        a->w_pos[r] = scale * beta;
-        a->w_neg[r] = -scale * beta;
-    }
-    zero(a->d_ztop, RZ);
-    zero(a->d_mtop, RZ);
-    zero(a->d_lvtop, RZ);
+    const size_t RZ = (size_t)R * m->Ztop, RZ1 = (size_t)R * m->Z1;
+    zero(a->d_z_top, RZ);
+    zero(a->d_top_mean, RZ);
+    zero(a->d_top_logvar, RZ);
     if (m->hvae) {
         zero(a->d_z1, RZ1);
-        zero(a->d_q1m, RZ1);
-        zero(a->d_q1lv, RZ1);
-        zero(a->d_pz1m, RZ1);
-        zero(a->d_pz1lv, RZ1);
+        zero(a->d_q1_mean, RZ1);
+        zero(a->d_q1_logvar, RZ1);
+        zero(a->d_pz1_mean, RZ1);
+        zero(a->d_pz1_logvar, RZ1);
     }
-
-    /* KL terms (reverse of their forward) */
+    kl_backward(m, a, dpm, dplv, pm, plv, R, beta, scale);
+    likelihood_backward(m, a, a->x, R, scale);
+    px_backward(m, a, params, grads, R);
     if (m->hvae) {
-        log_normal_backward(a->d_z1, a->d_pz1m, a->d_pz1lv, a->w_neg, a->z1, a->pz1_mean, a->pz1_logvar, R, Z1);
-        log_normal_backward(a->d_z1, a->d_q1m, a->d_q1lv, a->w_pos, a->z1, a->q1_mean, a->q1_logvar, R, Z1);
+        pz1_backward(m, a, params, grads, R);
+        q1_backward(m, a, params, grads, R);
     }
-    if (m->K) mixture_log_prob_backward(a->d_ztop, dpm, dplv, a->w_neg, a->z_top, pm, plv, a->resp, R, m->K, Zt);
-    else log_normal_backward(a->d_ztop, NULL, NULL, a->w_neg, a->z_top, NULL, NULL, R, Zt);
-    log_normal_backward(a->d_ztop, a->d_mtop, a->d_lvtop, a->w_pos, a->z_top, a->enc.mean, a->enc.logvar, R, Zt);
-
-    /* p(x | .) heads */
-    likelihood_backward(m, a, x, R, scale);
-    const float *hin = m->hvae ? a->pxj_o : a->px_o2;
-    zero(a->d_h, (size_t)R * H); /* d hin */
-    linear_bwd(m, P, G, &m->px_mean, a->d_h, a->d_xa, hin, R, H, d);
-    if (m->gray) linear_bwd(m, P, G, &m->px_logvar, a->d_h, a->d_xb, hin, R, H, d);
-
-    if (m->hvae) {
-        /* p(x | z1, z2) */
-        zero(a->d_cat, (size_t)R * 2 * H);
-        gated_bwd(m, P, G, &m->px_joint, a->d_cat, a->d_h, a->px_cat, a->pxj_h, a->pxj_g, R, 2 * H, a->gscratch);
-        for (int r = 0; r < R; r++) {
-            memcpy(a->d_h2 + (size_t)r * H, a->d_cat + (size_t)r * 2 * H, H * sizeof(float));
-            memcpy(a->d_h3 + (size_t)r * H, a->d_cat + (size_t)r * 2 * H + H, H * sizeof(float));
-        }
-        gated_bwd(m, P, G, &m->px_z1, a->d_z1, a->d_h2, a->z1, a->px_h1, a->px_g1, R, Z1, a->gscratch);
-        gated_bwd(m, P, G, &m->px_z2, a->d_ztop, a->d_h3, a->z_top, a->px_h2, a->px_g2, R, Zt, a->gscratch);
-        /* p(z1 | z2) */
-        heads_bwd(m, P, G, &m->pz1_mean, &m->pz1_logvar, a->d_h, a->d_pz1lvpre, a->d_pz1m, a->d_pz1lv,
-                  a->pz1_lv_pre, a->pz1_o2, R, Z1);
-        zero(a->d_h2, (size_t)R * H);
-        gated_bwd(m, P, G, &m->pz1_l2, a->d_h2, a->d_h, a->pz1_o1, a->pz1_h2, a->pz1_g2, R, H, a->gscratch);
-        gated_bwd(m, P, G, &m->pz1_l1, a->d_ztop, a->d_h2, a->z_top, a->pz1_h1, a->pz1_g1, R, Zt, a->gscratch);
-        /* q(z1 | x, z2) */
-        reparam_backward(a->d_q1m, a->d_q1lv, a->d_z1, a->q1_logvar, a->eps1, RZ1);
-        heads_bwd(m, P, G, &m->q1_mean, &m->q1_logvar, a->d_h, a->d_q1lvpre, a->d_q1m, a->d_q1lv, a->q1_lv_pre,
-                  a->q1j_o, R, Z1);
-        zero(a->d_cat, (size_t)R * 2 * H);
-        gated_bwd(m, P, G, &m->q1_joint, a->d_cat, a->d_h, a->q1_cat, a->q1j_h, a->q1j_g, R, 2 * H, a->gscratch);
-        for (int r = 0; r < R; r++) {
-            memcpy(a->d_h2 + (size_t)r * H, a->d_cat + (size_t)r * 2 * H, H * sizeof(float));
-            memcpy(a->d_h3 + (size_t)r * H, a->d_cat + (size_t)r * 2 * H + H, H * sizeof(float));
-        }
-        gated_bwd(m, P, G, &m->q1_x, NULL, a->d_h2, x, a->q1x_h, a->q1x_g, R, d, a->gscratch);
-        gated_bwd(m, P, G, &m->q1_z2, a->d_ztop, a->d_h3, a->z_top, a->q1z_h, a->q1z_g, R, Zt, a->gscratch);
-    } else {
-        zero(a->d_h2, (size_t)R * H);
-        gated_bwd(m, P, G, &m->px_l2, a->d_h2, a->d_h, a->px_o1, a->px_h2, a->px_g2, R, H, a->gscratch);
-        gated_bwd(m, P, G, &m->px_l1, a->d_ztop, a->d_h2, a->z_top, a->px_h1, a->px_g1, R, Zt, a->gscratch);
-    }
-
-    /* q(z_top | x) */
-    reparam_backward(a->d_mtop, a->d_lvtop, a->d_ztop, a->enc.logvar, a->eps_top, RZ);
-    top_encoder_backward(m, &a->enc, P, G, x, a->d_mtop, a->d_lvtop, NULL, R);
+    reparam_backward(a->d_top_mean, a->d_top_logvar, a->d_z_top, a->enc.logvar, a->eps_top, RZ);
+    encode_backward(m, a, params, grads, R);
 }

@@ -48,11 +48,6 @@ void adam_init(vamp_adam *o, vamp_optimizer kind, float lr)
     o->step = 0;
 }
 
-void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, float *m, float *v)
-{
-    adam_step_tensors(o, l, 0, l->n, params, grads, m, v, 0);
-}
-
 void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float *params, float *grads, float *m,
                        float *v, size_t base)
 {

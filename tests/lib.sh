@@ -1,5 +1,5 @@
 # Shared by the script tests (sourced, not run): the arguments, a temporary directory removed on exit,
-# pass/fail counting and the closing summary, and the tiny Fashion-MNIST configuration.
+# pass/fail counting and the closing summary, an INI writer, and the tiny Fashion-MNIST configuration.
 # usage, at the top of tests/test_NAME.sh:  source "$(dirname "$0")/lib.sh" "$@"   (BUILD_DIR SOURCE_DIR)
 BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$2" && pwd)
@@ -24,31 +24,29 @@ finish() {
   [ $fail -eq 0 ]
 }
 
-# tiny_config FILE EPOCHS CHECKPOINT_EVERY_STEPS: converts Debian's Fashion-MNIST to $TMP/fm.h5 (once) and
-# writes a small hvae + vampprior configuration on 4000 of its images (200 steps per epoch) to FILE.
+# write_ini FILE SECTION.KEY=VALUE...: an INI file of those settings in that order, a [SECTION] header before
+# each run of keys of one section (so give the keys of a section together).
+write_ini() {
+  local file=$1 section='' kv
+  shift
+  for kv in "$@"; do
+    [ "${kv%%.*}" = "$section" ] || { section=${kv%%.*}; echo "[$section]"; }
+    kv=${kv#*.}
+    echo "${kv%%=*} = ${kv#*=}"
+  done >"$file"
+}
+
+# fashion_mnist: converts Debian's Fashion-MNIST to $TMP/fm.h5 (once).
+fashion_mnist() {
+  [ -f "$TMP/fm.h5" ] && return
+  "$BUILD/vamp_prepare" fashion-mnist --out "$TMP/fm.h5" >/dev/null || { echo "vamp_prepare failed"; exit 1; }
+}
+
+# tiny_config FILE EPOCHS CHECKPOINT_EVERY_STEPS: a small hvae + vampprior configuration on 4000 images of
+# $TMP/fm.h5 (200 steps per epoch).
 tiny_config() {
-  if [ ! -f "$TMP/fm.h5" ]; then
-    "$BUILD/vamp_prepare" fashion-mnist --out "$TMP/fm.h5" >/dev/null || { echo "vamp_prepare failed"; exit 1; }
-  fi
-  cat >"$1" <<INI
-[data]
-path = $TMP/fm.h5
-train_limit = 4000
-valid_limit = 400
-test_limit = 400
-[model]
-hidden = 64
-z1 = 8
-z2 = 6
-[prior]
-components = 40
-[train]
-batch_size = 20
-epochs = $2
-warmup = 2
-[eval]
-samples = 0
-[checkpoint]
-every_steps = $3
-INI
+  fashion_mnist
+  write_ini "$1" data.path="$TMP/fm.h5" data.train_limit=4000 data.valid_limit=400 data.test_limit=400 \
+    model.hidden=64 model.z1=8 model.z2=6 prior.components=40 train.batch_size=20 train.epochs="$2" \
+    train.warmup=2 eval.samples=0 checkpoint.every_steps="$3"
 }

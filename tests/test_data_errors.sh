@@ -98,23 +98,8 @@ def unknown_filter(f):  # a filter id nobody registered
     f.create_dataset("test", data=x, chunks=(4, 6), compression=307, compression_opts=(1,), allow_unknown_filter=True)
 make("unknown_filter", unknown_filter)
 PY
-cat >"$TMP/ok.ini" <<INI
-[run]
-dir = $TMP/run
-[data]
-path = $TMP/inf_last.h5
-[model]
-hidden = 8
-z1 = 3
-z2 = 2
-[prior]
-components = 8
-[train]
-batch_size = 8
-epochs = 1
-[eval]
-samples = 0
-INI
+write_ini "$TMP/ok.ini" run.dir="$TMP/run" data.path="$TMP/inf_last.h5" model.hidden=8 model.z1=3 model.z2=2 \
+  prior.components=8 train.batch_size=8 train.epochs=1 eval.samples=0
 D="--set data.path=$TMP"
 for np in 2 4; do
   expect "Inf seen by the last rank only (-n $np)" $np 'inf_last.h5: dataset /test: row 11 has the value inf; values must lie in \[0, 1\]' $D/inf_last.h5
@@ -123,17 +108,19 @@ done
 expect "Inf (1 rank)" 0 'inf_last.h5: dataset /test: row 11 has the value inf' $D/inf_last.h5
 expect "negative value" 0 'negative.h5: dataset /train: row 0 has the value -0.25; values must lie in \[0, 1\]' $D/negative.h5
 expect "non-binary value for bernoulli without binarisation (-n 2)" 2 'binary_half.h5: dataset /train: row 39 has the value 0.5, but likelihood bernoulli with data.binarize = none needs 0/1 data' $D/binary_half.h5 --set data.binarize=none
-expect "version 2 (-n 2)" 2 'version2.h5: attribute version must be 1 \(found 2\)' $D/version2.h5
-expect "version missing" 0 'no_version.h5: attribute version must be 1 \(it is missing\)' $D/no_version.h5
-expect "version a string" 0 'version_str.h5: attribute version must be 1 \(it is not an integer\)' $D/version_str.h5
-expect "height missing" 0 'no_height.h5: attribute height must be an integer from 1 to 65536 \(it is missing\)' $D/no_height.h5
-expect "width 2.5" 0 'width_frac.h5: attribute width must be an integer from 1 to 65536 \(it is not an integer\)' $D/width_frac.h5
-expect "height 0" 0 'height0.h5: attribute height must be an integer from 1 to 65536 \(found 0\)' $D/height0.h5
-expect "kind color" 0 'kind_color.h5: attribute kind must be "binary" or "gray" \(found "color"\)' $D/kind_color.h5
-expect "kind missing (-n 2)" 2 'no_kind.h5: attribute kind must be "binary" or "gray" \(it is missing\)' $D/no_kind.h5
-expect "kind an integer" 0 'kind_int.h5: attribute kind must be "binary" or "gray" \(it is not a string\)' $D/kind_int.h5
-expect "another format" 0 'other_format.h5: attribute format must be "vamp_mpi-dataset" \(found "something-else"\)' $D/other_format.h5
-expect "format an integer" 0 'format_int.h5: attribute format must be "vamp_mpi-dataset" \(it is not a string\)' $D/format_int.h5
+# attribute_error NAME NP FILE RULE WHY: vamp_mpi refuses $TMP/FILE.h5 saying "FILE.h5: attribute RULE (WHY)"
+attribute_error() { expect "$1" "$2" "$3.h5: attribute $4 \\($5\\)" $D/"$3".h5; }
+attribute_error "version 2 (-n 2)" 2 version2 'version must be 1' 'found 2'
+attribute_error "version missing" 0 no_version 'version must be 1' 'it is missing'
+attribute_error "version a string" 0 version_str 'version must be 1' 'it is not an integer'
+attribute_error "height missing" 0 no_height 'height must be an integer from 1 to 65536' 'it is missing'
+attribute_error "width 2.5" 0 width_frac 'width must be an integer from 1 to 65536' 'it is not an integer'
+attribute_error "height 0" 0 height0 'height must be an integer from 1 to 65536' 'found 0'
+attribute_error "kind color" 0 kind_color 'kind must be "binary" or "gray"' 'found "color"'
+attribute_error "kind missing (-n 2)" 2 no_kind 'kind must be "binary" or "gray"' 'it is missing'
+attribute_error "kind an integer" 0 kind_int 'kind must be "binary" or "gray"' 'it is not a string'
+attribute_error "another format" 0 other_format 'format must be "vamp_mpi-dataset"' 'found "something-else"'
+attribute_error "format an integer" 0 format_int 'format must be "vamp_mpi-dataset"' 'it is not a string'
 expect "group instead of dataset (-n 2)" 2 'valid_group.h5: /valid is not a dataset' $D/valid_group.h5
 expect "float64 data" 0 'float64.h5: dataset /valid: element type must be uint8 \(0..255\) or float32' $D/float64.h5
 expect "split shorter than the stripes (-n 2)" 2 'short_test.h5: dataset /test has 5 rows, fewer than data.stripes = 8' $D/short_test.h5 --set data.stripes=8

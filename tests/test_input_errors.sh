@@ -56,23 +56,8 @@ def int16(f):
 make("int16", int16)
 open(f"{d}/not_hdf5.h5", "w").write("hello")
 PY
-cat >"$TMP/ok.ini" <<INI
-[run]
-dir = $TMP/run
-[data]
-path = $TMP/good.h5
-[model]
-hidden = 8
-z1 = 3
-z2 = 2
-[prior]
-components = 4
-[train]
-batch_size = 4
-epochs = 1
-[eval]
-samples = 0
-INI
+write_ini "$TMP/ok.ini" run.dir="$TMP/run" data.path="$TMP/good.h5" model.hidden=8 model.z1=3 model.z2=2 \
+  prior.components=4 train.batch_size=4 train.epochs=1 eval.samples=0
 cfg() { # write $TMP/bad.ini = ok.ini plus extra lines
   { cat "$TMP/ok.ini"; printf '%s\n' "$@"; } >"$TMP/bad.ini"
 }

@@ -131,7 +131,7 @@ static double kink_margin(const fixture *f)
         g = margin_to(a->q1_lv_pre, (size_t)R * m->Z1, LV_LO, LV_HI, g);
         g = margin_to(a->pz1_lv_pre, (size_t)R * m->Z1, LV_LO, LV_HI, g);
     }
-    if (m->gray) {
+    if (m->logistic) {
         g = margin_to(a->xlv_pre, (size_t)R * D, XLV_LO, XLV_HI, g);
         g = margin_to(a->x_pre, (size_t)R * D, -LOGI_LOGIT, LOGI_LOGIT, g);
     } else {
@@ -168,7 +168,7 @@ static void draw_point(fixture *f, lcg *r)
         tensor(m, f->params, m->q1_logvar.b)[0] = -9.0f;         /* clamped at -6 */
         tensor(m, f->params, m->pz1_logvar.b)[m->Z1 - 1] = 4.0f; /* clamped at 2 */
     }
-    if (m->gray) { /* logistic log-scales mostly inside (-4.5, 0); pixel 0 clamped above, pixel 1 below */
+    if (m->logistic) { /* logistic log-scales mostly inside (-4.5, 0); pixel 0 clamped above, pixel 1 below */
         scale_tensor(m, f->params, m->px_logvar.W, 0.3f);
         float *b = tensor(m, f->params, m->px_logvar.b);
         for (int d = 0; d < D; d++) b[d] = (float)(-2.2 + 0.3 * lcg_normal(r));
@@ -178,7 +178,7 @@ static void draw_point(fixture *f, lcg *r)
     { /* the likelihood's clamp of the mean: pixel D-1 far beyond it (small weights, large bias) */
         float *W = tensor(m, f->params, m->px_mean.W), *b = tensor(m, f->params, m->px_mean.b);
         for (int j = 0; j < m->H; j++) W[(size_t)(D - 1) * m->H + j] *= 0.3f;
-        b[D - 1] = m->gray ? 9.0f : 14.0f; /* logits beyond log(511) = 6.24 / log(1e5 - 1) = 11.5 */
+        b[D - 1] = m->logistic ? 9.0f : 14.0f; /* logits beyond log(511) = 6.24 / log(1e5 - 1) = 11.5 */
     }
     if (m->pseudo >= 0) { /* mostly inside (0,1), every fourth outside by far: both sides of the hardtanh */
         float *u = tensor(m, f->params, m->pseudo);
@@ -187,7 +187,7 @@ static void draw_point(fixture *f, lcg *r)
     }
     for (int i = 0; i < R * D; i++) {
         int k = (int)(256.0 * lcg_unit(r)); /* 0..255 */
-        f->x[i] = m->gray ? (float)k / 255.0f : (float)(k & 1);
+        f->x[i] = m->logistic ? (float)k / 255.0f : (float)(k & 1);
     }
     for (int i = 0; i < R * m->Ztop; i++) f->eps_top[i] = (float)lcg_normal(r);
     for (int i = 0; i < R * m->Z1; i++) f->eps1[i] = (float)lcg_normal(r);

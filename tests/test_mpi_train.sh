@@ -27,26 +27,10 @@ run() { # np, run dir, extra --set args...
     --set run.dir="$dir" "$@" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
 }
 
-"$BUILD/vamp_prepare" fashion-mnist --out "$TMP/fm.h5" >/dev/null || { echo "vamp_prepare failed"; exit 1; }
-cat >"$TMP/small.ini" <<INI
-[data]
-path = $TMP/fm.h5
-stripes = 4
-train_limit = 2000
-valid_limit = 400
-test_limit = 400
-[model]
-type = hvae
-hidden = 48
-z1 = 8
-z2 = 6
-[prior]
-type = vampprior
-components = 20
-[train]
-batch_size = 20
-warmup = 2
-INI
+fashion_mnist
+write_ini "$TMP/small.ini" data.path="$TMP/fm.h5" data.stripes=4 data.train_limit=2000 data.valid_limit=400 \
+  data.test_limit=400 model.type=hvae model.hidden=48 model.z1=8 model.z2=6 prior.type=vampprior \
+  prior.components=20 train.batch_size=20 train.warmup=2
 
 for lik in bernoulli logistic256; do
   bin=dynamic

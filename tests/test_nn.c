@@ -91,6 +91,12 @@ static int count_mismatch(const char *what, const float *got, const float *want,
     return bad;
 }
 
+/* Every input of k, in order, uniform in [lo, hi). */
+static void fill_inputs(lcg *r, kcase *k, double lo, double hi)
+{
+    for (int j = 0; j < k->nin; j++) fill(r, k->in[j], k->n_in[j], lo, hi);
+}
+
 static void check_kernel(kcase *k)
 {
     float **g = alloc_grads(k);
@@ -247,16 +253,12 @@ static void test_gated(void **s)
     (void)s;
     gated_case G;
     memset(&G, 0, sizeof G);
-    lcg r = {21};
-    fill(&r, G.x, B * IN, -1, 1);
-    fill(&r, G.Wh, OUT * IN, -1, 1);
-    fill(&r, G.bh, OUT, -1, 1);
-    fill(&r, G.Wg, OUT * IN, -1, 1);
-    fill(&r, G.bg, OUT, -1, 1);
-    fill(&r, G.c, B * OUT, -1, 1);
     G.k = (kcase){.name = "gated", .nin = 5, .in_name = {"x", "Wh", "bh", "Wg", "bg"},
                   .in = {G.x, G.Wh, G.bh, G.Wg, G.bg}, .n_in = {B * IN, OUT * IN, OUT, OUT * IN, OUT},
                   .objective = gated_obj, .backward = gated_bwd};
+    lcg r = {21};
+    fill_inputs(&r, &G.k, -1, 1);
+    fill(&r, G.c, B * OUT, -1, 1);
     check_kernel(&G.k);
     /* the forward itself: (x Wh^T + bh) * sigmoid(x Wg^T + bg) */
     gated_obj(&G.k);

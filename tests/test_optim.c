@@ -52,6 +52,12 @@ static void ref_step(const vamp_layout *l, int normgrad, int t, double *p, const
     }
 }
 
+/* One step on the whole layout: what one rank does when it owns every tensor. */
+static void step_all(vamp_adam *o, const vamp_layout *l, float *p, float *g, float *m, float *v)
+{
+    adam_step_tensors(o, l, 0, l->n, p, g, m, v, 0);
+}
+
 static double rel(double got, double want) { return fabs(got - want) / fmax(fabs(want), 1e-30); }
 
 /* Worst over tensors of max |got - want| / max |want|: elementwise relative error is meaningless where a
@@ -101,7 +107,7 @@ static void matches_double_reference(void **state)
         double worst_p = 0, worst_m = 0, worst_v = 0;
         for (int s = 1; s <= STEPS; s++) {
             for (size_t i = 0; i < N; i++) gd[i] = g[i] = grad(i, s);
-            adam_step(&o, &l, p, g, m, v);
+            step_all(&o, &l, p, g, m, v);
             ref_step(&l, kind == 0, s, pd, gd, md, vd);
             worst_p = fmax(worst_p, tensor_rel(&l, p, pd));
             worst_m = fmax(worst_m, tensor_rel(&l, m, md));
@@ -128,7 +134,7 @@ static void first_step_is_lr(void **state)
     for (size_t i = 0; i < N; i++) g[i] = grad(i, 1);
     vamp_adam o;
     adam_init(&o, OPT_ADAM, (float)LR);
-    adam_step(&o, &l, p, g, m, v);
+    step_all(&o, &l, p, g, m, v);
     for (size_t i = 0; i < N; i++) {
         if (g[i] == 0.0f) continue;
         double a = fabs((double)g[i]), want = -copysign((double)(float)LR * a / (a + 1e-8 / sqrt(1e-3)), g[i]);
@@ -146,7 +152,7 @@ static void run(vamp_optimizer kind, const float *gscale, float *p)
     adam_init(&o, kind, (float)LR);
     for (int s = 1; s <= STEPS; s++) {
         for (size_t i = 0; i < N; i++) g[i] = grad(i, s) * gscale[(s - 1) * NT + (i < 12 ? 0 : i < 17 ? 1 : 2)];
-        adam_step(&o, &l, p, g, m, v);
+        step_all(&o, &l, p, g, m, v);
     }
 }
 
@@ -204,9 +210,33 @@ static void normgrad_zero_tensor(void **state)
     for (size_t i = 12; i < N; i++) g[i] = grad(i, 1); /* tensor a: all zero */
     vamp_adam o;
     adam_init(&o, OPT_ADAMNORMGRAD, (float)LR);
-    adam_step(&o, &l, p, g, m, v);
+    step_all(&o, &l, p, g, m, v);
     for (size_t i = 0; i < 12; i++) assert_true(p[i] == 0.25f * (float)i && m[i] == 0.0f && v[i] == 0.0f);
     for (size_t i = 12; i < N; i++) assert_true(isfinite(p[i]));
+}
+
+/* Sharded as on two ranks (tensor a; tensors b, c with their gradient and moments from element 12 on): each
+ * tensor gets exactly the update of the whole-layout step. */
+static void sharded_step_is_the_whole_step(void **state)
+{
+    (void)state;
+    vamp_layout l;
+    make_layout(&l);
+    float p1[N] = {0}, g1[N], m1[N] = {0}, v1[N] = {0};
+    float p2[N] = {0}, g2[N], m2[N] = {0}, v2[N] = {0};
+    vamp_adam whole, rank0, rank1;
+    adam_init(&whole, OPT_ADAMNORMGRAD, (float)LR);
+    rank0 = rank1 = whole;
+    for (int s = 1; s <= STEPS; s++) {
+        for (size_t i = 0; i < N; i++) g1[i] = g2[i] = grad(i, s);
+        step_all(&whole, &l, p1, g1, m1, v1);
+        adam_step_tensors(&rank0, &l, 0, 1, p2, g2, m2, v2, 0);
+        adam_step_tensors(&rank1, &l, 1, 3, p2, g2 + 12, m2 + 12, v2 + 12, 12);
+    }
+    assert_true(rank0.step == STEPS && rank1.step == STEPS);
+    assert_memory_equal(p1, p2, sizeof p1);
+    assert_memory_equal(m1, m2, sizeof m1);
+    assert_memory_equal(v1, v2, sizeof v1);
 }
 
 int main(void)
@@ -218,6 +248,7 @@ int main(void)
         cmocka_unit_test(normgrad_is_per_tensor),
         cmocka_unit_test(normgrad_ignores_changing_scale),
         cmocka_unit_test(normgrad_zero_tensor),
+        cmocka_unit_test(sharded_step_is_the_whole_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

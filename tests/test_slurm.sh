@@ -11,6 +11,7 @@
 # usage: test_slurm.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
+source "$(dirname "$0")/lib_slurm.sh"
 cleanup() {
   for p in "$TMP"/slurmd.pid "$TMP"/slurmctld.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
   sleep 1
@@ -24,35 +25,11 @@ done
 HOST=$(hostname -s)
 export SLURM_CONF=$TMP/slurm.conf
 mkdir -p "$TMP/state" "$TMP/spool"
-cat >"$SLURM_CONF" <<CONF
-ClusterName=vamptest
-SlurmctldHost=$HOST(127.0.0.1)
-SlurmctldPort=16817
-SlurmdPort=16818
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/none
-CredType=cred/none
-AuthInfo=cred_expire=10
-StateSaveLocation=$TMP/state
-SlurmdSpoolDir=$TMP/spool
-SlurmctldPidFile=$TMP/slurmctld.pid
-SlurmdPidFile=$TMP/slurmd.pid
-SlurmctldLogFile=$TMP/slurmctld.log
-SlurmdLogFile=$TMP/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-MpiDefault=none
-ReturnToService=2
-KillWait=5
-MinJobAge=600
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
-PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
-CONF
+{
+  slurm_conf_head vamptest "$HOST(127.0.0.1)" 16817 "$TMP" ""
+  echo "NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN"
+  echo "PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES"
+} >"$SLURM_CONF"
 slurmctld -c -f "$SLURM_CONF" >"$TMP/ctld.out" 2>&1
 slurmd -f "$SLURM_CONF" >"$TMP/slurmd.out" 2>&1
 up=0
@@ -69,15 +46,6 @@ if [ $up -ne 1 ]; then
 fi
 ok "single-node Slurm up: $(sinfo -h -o '%P %D %t %c')"
 
-state() { scontrol show job "$1" 2>/dev/null | grep -oE 'JobState=[A-Z_]+' | cut -d= -f2; }
-wait_state() { # jobid, wanted state (regex), seconds
-  for _ in $(seq 1 $(($3 * 2))); do
-    [[ "$(state "$1")" =~ ^($2)$ ]] && return 0
-    sleep 0.5
-  done
-  return 1
-}
-submit() { sbatch --parsable --output="$TMP/job-%j.out" "$@" | cut -d';' -f1; }
 
 tiny_config "$TMP/c.ini" 6 100
 export OPENBLAS_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none VAMP_MPI=$BUILD/vamp_mpi

@@ -27,7 +27,5 @@ typedef struct {
 void layout_init(vamp_layout *l);
 /* Append a tensor; returns its index. rows x cols (cols = 0 means a 1-D tensor of `rows`). */
 int layout_add(vamp_layout *l, const char *name, size_t rows, size_t cols);
-/* Index of a tensor by name, -1 if absent. */
-int layout_find(const vamp_layout *l, const char *name);
 
 #endif

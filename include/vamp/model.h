@@ -25,7 +25,7 @@ typedef struct {
     vamp_config cfg;     /* copy of the resolved config */
     size_t D;            /* input pixels */
     int H, Ztop, Z1, K;  /* hidden units, top latent size, hvae z1 size (0 for vae), prior components (0: standard) */
-    int hvae, gray, prior; /* flags: two levels; logistic256 likelihood; vamp_prior_type */
+    int hvae, logistic, prior; /* flags: two levels; logistic256 likelihood (else Bernoulli); vamp_prior_type */
     vamp_layout layout;  /* params, grads, Adam moments */
 
     vamp_top_encoder enc;                       /* q_z / q_z2 */
@@ -81,15 +81,18 @@ typedef struct {
     float *re, *kl;                     /* (R) */
     float *log_q_top, *log_p_top, *log_q1, *log_p1; /* (R) */
     float *resp;                        /* (R,K) mixture responsibilities */
-    float *w_pos, *w_neg;               /* (R) upstream weights */
-    /* backward scratch */
-    float *d_xa, *d_xb;                 /* (R,D) */
-    float *d_h, *d_h2, *d_h3, *d_h4;    /* (R,H) */
-    float *d_cat;                       /* (R,2H) */
-    float *gscratch;                    /* (2R,H) */
-    float *d_ztop, *d_mtop, *d_lvtop, *d_lvpre_top;   /* (R,Ztop) */
-    float *d_z1, *d_q1m, *d_q1lv, *d_q1lvpre;         /* (R,Z1) */
-    float *d_pz1m, *d_pz1lv, *d_pz1lvpre;             /* (R,Z1) */
+    float *w_log_q, *w_log_p;           /* (R) d(scale * beta * kl) / d log q = scale * beta, / d log p = -that */
+    /* backward: d_<name> is the gradient of the forward tensor <name> (d_top_*: of enc.mean, enc.logvar); the
+     * (R,H) ones serve each block in turn */
+    float *d_x_pre, *d_xlv_pre;         /* (R,D) d_xlv_pre: logistic256 only */
+    float *d_head_in;                   /* (R,H) of the hidden layer under the heads being back-propagated */
+    float *d_layer1;                    /* (R,H) of layer 1's output in a two-layer stack (vae p(x|z), p(z1|z2)) */
+    float *d_branch1, *d_branch2;       /* (R,H) hvae: of the two branches under a joint layer */
+    float *d_cat;                       /* (R,2H) hvae: of the joint layer's input [branch1 | branch2] */
+    float *gscratch;                    /* (2R,H) gated backward scratch */
+    float *d_z_top, *d_top_mean, *d_top_logvar;        /* (R,Ztop) */
+    float *d_z1, *d_q1_mean, *d_q1_lv_pre, *d_q1_logvar; /* (R,Z1) */
+    float *d_pz1_mean, *d_pz1_lv_pre, *d_pz1_logvar;     /* (R,Z1) */
     float *buf;                         /* the one allocation behind all of the above */
 } vamp_acts;
 

@@ -16,12 +16,10 @@ typedef struct {
 
 /* beta1 0.9, beta2 0.999, eps 1e-8, step 0. */
 void adam_init(vamp_adam *o, vamp_optimizer kind, float lr);
-/* Not collective. params -= Adam update from grads; m, v are the moment buffers (same layout); o->step += 1.
- * grads may be modified (normalised in place). */
-void adam_step(vamp_adam *o, const vamp_layout *l, float *params, float *grads, float *m, float *v);
-/* The same step on tensors [t0, t1) only (a rank's share when the optimiser is sharded); o->step += 1. Each
- * tensor gets exactly the update adam_step would give it. params hold the whole layout; grads, m and v only
- * from element `base` on (element i at grads[i - base]). */
+/* Not collective. One Adam step on tensors [t0, t1) of the layout (a rank's share of the sharded optimiser;
+ * all of them: 0, l->n, base 0): params -= the update from grads, with the moments m, v; o->step += 1. Each
+ * tensor's update depends on that tensor alone. params hold the whole layout; grads, m and v only from element
+ * `base` on (element i at grads[i - base]). grads may be modified (normalised in place). */
 void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float *params, float *grads, float *m,
                        float *v, size_t base);
 

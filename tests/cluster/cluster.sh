@@ -31,6 +31,7 @@
 set -uo pipefail
 
 SELF=$(readlink -f "$0")
+source "$(dirname "$SELF")/../lib_slurm.sh"
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 [ $# -ge 1 ] || { sed -n '/^# usage/,/^set -uo/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 CMD=$1
@@ -100,34 +101,10 @@ AGENT
 
 write_slurm_conf() {
   local cpus=${CLUSTER_CPUS:-$(nproc)} i=0
-  cat >"$DIR/slurm.conf" <<CONF
-ClusterName=vampcluster$ID
-SlurmctldHost=$HEAD($NET.1)
-SlurmctldPort=$PORT
-SlurmdPort=$((PORT + 1))
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/none
-CredType=cred/none
-AuthInfo=cred_expire=10
-StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool-%n
-SlurmctldPidFile=$DIR/slurmctld.pid
-SlurmdPidFile=$DIR/slurmd-%n.pid
-SlurmctldLogFile=$DIR/slurmctld.log
-SlurmdLogFile=$DIR/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-MpiDefault=none
-ReturnToService=2
-KillWait=5
-MinJobAge=600
-SlurmdTimeout=${CLUSTER_SLURMD_TIMEOUT:-300}
-CONF
+  {
+    slurm_conf_head "vampcluster$ID" "$HEAD($NET.1)" "$PORT" "$DIR" -%n
+    echo "SlurmdTimeout=${CLUSTER_SLURMD_TIMEOUT:-300}"
+  } >"$DIR/slurm.conf"
   for h in $HOSTS; do
     i=$((i + 1))
     echo "NodeName=$h NodeAddr=$NET.$((10 + i)) NodeHostname=$h CPUs=$cpus State=UNKNOWN" >>"$DIR/slurm.conf"

@@ -22,6 +22,7 @@ fi
 # The hosts replace /tmp by their own: everything they share (data, runs, cluster state) lives in /var/tmp.
 export TMPDIR=/var/tmp
 source "$(dirname "$0")/../lib.sh" "$@"
+source "$(dirname "$0")/../lib_slurm.sh"
 unset TMPDIR
 CLUSTER=$SRC/tests/cluster/cluster.sh
 export CLUSTER_ID=auto CLUSTER_DIR=$TMP/cluster CLUSTER_SLURMD_TIMEOUT=20 CLUSTER_OWNER=$$
@@ -86,15 +87,6 @@ timeout 120 mpiexec -n 1 "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/ref" >"$TM
 same() { # NAME RUN_DIR: final /params bit-identical to the reference
   if h5diff "$TMP/ref/final.h5" "$2/final.h5" /params /params >"$TMP/h5diff.out" 2>&1; then ok "$1"; else bad "$1" "$TMP/h5diff.out"; fi
 }
-state() { scontrol show job "$1" 2>/dev/null | grep -oE 'JobState=[A-Z_]+' | cut -d= -f2; }
-wait_state() { # JOBID STATE-REGEX SECONDS
-  for _ in $(seq 1 $(($3 * 2))); do
-    [[ "$(state "$1")" =~ ^($2)$ ]] && return 0
-    sleep 0.5
-  done
-  return 1
-}
-submit() { sbatch --parsable --output="$TMP/job-%j.out" "$@" | cut -d';' -f1; }
 cd "$SRC" # job scripts are submitted from the repository root
 
 id=$(submit --nodes=2 --ntasks-per-node=2 jobs/multi_node.sbatch "$TMP/c.ini" --set run.dir="$TMP/multi")

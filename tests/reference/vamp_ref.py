@@ -45,37 +45,37 @@ def log_normal(z, mean, logvar):
     return torch.sum(-0.5 * (LOG2PI + logvar + (z - mean) ** 2 * torch.exp(-logvar)), dim=-1)
 
 
+def gaussian_heads(n_in, n_out):
+    """The mean and the hardtanh(-6, 2) log-variance layer of a diagonal Gaussian on a hidden layer."""
+    return nn.Linear(n_in, n_out), NonLinear(n_in, n_out, nn.Hardtanh(-6.0, 2.0))
+
+
 class Model(nn.Module):
     def __init__(self, model_type, likelihood, prior, D, H, Z1, Z2, K):
         super().__init__()
         self.hvae = model_type == "hvae"
-        self.gray = likelihood == "logistic256"
+        self.logistic = likelihood == "logistic256"
         self.prior = prior
         self.K = K
         zt = Z2 if self.hvae else Z1
-        lv = lambda n_in, n_out: NonLinear(n_in, n_out, nn.Hardtanh(-6.0, 2.0))
         if self.hvae:
             self.q_z2_layers = nn.Sequential(GatedDense(D, H), GatedDense(H, H))
-            self.q_z2_mean = nn.Linear(H, Z2)
-            self.q_z2_logvar = lv(H, Z2)
+            self.q_z2_mean, self.q_z2_logvar = gaussian_heads(H, Z2)
             self.q_z1_layers_x = nn.Sequential(GatedDense(D, H))
             self.q_z1_layers_z2 = nn.Sequential(GatedDense(Z2, H))
             self.q_z1_layers_joint = nn.Sequential(GatedDense(2 * H, H))
-            self.q_z1_mean = nn.Linear(H, Z1)
-            self.q_z1_logvar = lv(H, Z1)
+            self.q_z1_mean, self.q_z1_logvar = gaussian_heads(H, Z1)
             self.p_z1_layers = nn.Sequential(GatedDense(Z2, H), GatedDense(H, H))
-            self.p_z1_mean = nn.Linear(H, Z1)
-            self.p_z1_logvar = lv(H, Z1)
+            self.p_z1_mean, self.p_z1_logvar = gaussian_heads(H, Z1)
             self.p_x_layers_z1 = nn.Sequential(GatedDense(Z1, H))
             self.p_x_layers_z2 = nn.Sequential(GatedDense(Z2, H))
             self.p_x_layers_joint = nn.Sequential(GatedDense(2 * H, H))
         else:
             self.q_z_layers = nn.Sequential(GatedDense(D, H), GatedDense(H, H))
-            self.q_z_mean = nn.Linear(H, Z1)
-            self.q_z_logvar = lv(H, Z1)
+            self.q_z_mean, self.q_z_logvar = gaussian_heads(H, Z1)
             self.p_x_layers = nn.Sequential(GatedDense(Z1, H), GatedDense(H, H))
         self.p_x_mean = NonLinear(H, D, nn.Sigmoid())
-        if self.gray:
+        if self.logistic:
             self.p_x_logvar = NonLinear(H, D, nn.Hardtanh(-4.5, 0.0))
         if prior in ("vampprior", "vampprior_data"):
             self.means = NonLinear(K, D, nn.Hardtanh(0.0, 1.0), bias=False)
@@ -120,12 +120,12 @@ class Model(nn.Module):
 
     def p_x(self, h):
         mean = self.p_x_mean(h)
-        if not self.gray:
+        if not self.logistic:
             return mean, None
         return torch.clamp(mean, 1.0 / 512.0, 1.0 - 1.0 / 512.0), self.p_x_logvar(h)
 
     def log_px(self, x, mean, logvar):
-        if not self.gray:
+        if not self.logistic:
             p = torch.clamp(mean, P_LO, P_HI)
             return torch.sum(x * torch.log(p) + (1.0 - x) * torch.log(1.0 - p), dim=1)
         bin_size = 1.0 / 256.0

@@ -142,7 +142,7 @@ int main(int argc, char **argv)
     float *x = xmalloc((size_t)R * D * sizeof(float));
     for (size_t i = 0; i < (size_t)R * D; i++) {
         float u = rng_uniform((uint64_t)seed, RNG_BINARIZE, 1, 0, (uint32_t)i);
-        x[i] = m.gray ? (float)(int)(u * 255.999f) / 255.0f : (u < 0.4f ? 1.0f : 0.0f); /* k/255 or 0/1 */
+        x[i] = m.logistic ? (float)(int)(u * 255.999f) / 255.0f : (u < 0.4f ? 1.0f : 0.0f); /* k/255 or 0/1 */
     }
     float *eps_top = xmalloc((size_t)R * Zt * sizeof(float));
     float *eps1 = Z1 ? xmalloc((size_t)R * Z1 * sizeof(float)) : NULL;
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
         acts_init(&cal, &m, R);
         /* the clamps' inputs do not depend on the prior: any valid components will do */
         float *noprior = m.K ? xcalloc((size_t)m.K * Zt * sizeof(float)) : NULL;
-        const float edge = m.gray ? 6.2383246f : 11.512915f; /* logit(1 - 1/512) logistic, logit(1 - 1e-5) Bernoulli */
+        const float edge = m.logistic ? 6.2383246f : 11.512915f; /* logit(1 - 1/512) logistic, logit(1 - 1e-5) Bernoulli */
         model_encode(&m, &cal, params, x, R);
         straddle(&m, params, m.enc.logvar, 0, -6.0f, cal.enc.lv_pre, R, Zt);
         straddle(&m, params, m.enc.logvar, 1, 2.0f, cal.enc.lv_pre, R, Zt);
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
         model_forward(&m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
         straddle(&m, params, m.px_mean, 2, -edge, cal.x_pre, R, (int)D);
         straddle(&m, params, m.px_mean, 3, edge, cal.x_pre, R, (int)D);
-        if (m.gray) {
+        if (m.logistic) {
             straddle(&m, params, m.px_logvar, 0, -4.5f, cal.xlv_pre, R, (int)D);
             straddle(&m, params, m.px_logvar, 1, 0.0f, cal.xlv_pre, R, (int)D);
         }
