@@ -2,7 +2,7 @@
 """Are two vamp_mpi run directories the same result? Compares, byte for byte, every dataset and every attribute
 of the HDF5 files (final.h5, eval.h5, pictures.h5 and the newest checkpoint), the PNG pictures, the best/latest
 pointers and the metrics.csv columns, except what legitimately differs between two builds or two runs: the build_* provenance attributes,
-wall-clock times (train_seconds, metrics' seconds and samples_per_s), the checkpoint's checksum over its attributes (it covers those two) and the run directory named in the config.
+wall-clock times (train_seconds, metrics' seconds and samples_per_s), the checkpoint's checksum over its attributes (it covers those two) the run directory and run.peer_timeout named in the config.
 
 usage: same_run.py DIR_A DIR_B
 Prints every difference and exits 1 if there is one, 0 otherwise (2 if a directory has no final.h5 or eval.h5).
@@ -22,7 +22,8 @@ SKIP_COLS = {"seconds", "samples_per_s"}
 
 def config_without_dir(v):
     s = v.decode() if isinstance(v, bytes) else str(v)
-    return re.sub(r"(?m)^dir = .*$", "dir = <run dir>", s)
+    s = re.sub(r"(?m)^dir = .*$", "dir = <run dir>", s)
+    return re.sub(r"(?m)^peer_timeout = .*\n", "", s)  # how long to wait for a dead peer: no result depends on it
 
 
 def attrs_of(obj):
