@@ -322,27 +322,36 @@ static int apply_set(vamp_config *c, const char *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Parses a file (f) or a string (text) named `name` in messages into c, over the values already there. */
+static int parse_ini(vamp_config *c, const char *name, FILE *f, const char *text, char *err, size_t errlen)
+{
+    parse_ctx p;
+    memset(&p, 0, sizeof p);
+    p.c = c;
+    p.path = name;
+    p.f = f;
+    p.text = text;
+    p.err = err;
+    p.errlen = errlen;
+    ini_settings();
+    int rc = ini_parse_stream(count_lines, &p, on_key, &p);
+    free(p.buf);
+    return parse_verdict(&p, rc);
+}
+
 int config_load(vamp_config *c, const char *path, const char *const *sets, int nset, char *err, size_t errlen)
 {
     config_defaults(c);
     if (path) {
         snprintf(c->source, sizeof c->source, "%s", path);
-        parse_ctx p;
-        memset(&p, 0, sizeof p);
-        p.c = c;
-        p.path = path;
-        p.err = err;
-        p.errlen = errlen;
-        p.f = fopen(path, "r");
-        if (!p.f) {
+        FILE *f = fopen(path, "r");
+        if (!f) {
             snprintf(err, errlen, "cannot open config file \"%s\": %s", path, strerror(errno));
             return -1;
         }
-        ini_settings();
-        int rc = ini_parse_stream(count_lines, &p, on_key, &p);
-        fclose(p.f);
-        free(p.buf);
-        if (parse_verdict(&p, rc) != 0) return -1;
+        int rc = parse_ini(c, path, f, NULL, err, errlen);
+        fclose(f);
+        if (rc != 0) return -1;
     }
     for (int i = 0; i < nset; i++)
         if (apply_set(c, sets[i], err, errlen) != 0) return -1;
@@ -353,16 +362,7 @@ int config_load_text(vamp_config *c, const char *text, const char *name, char *e
 {
     config_defaults(c);
     snprintf(c->source, sizeof c->source, "%s", name);
-    parse_ctx p;
-    memset(&p, 0, sizeof p);
-    p.c = c;
-    p.path = name;
-    p.text = text;
-    p.err = err;
-    p.errlen = errlen;
-    ini_settings();
-    int rc = ini_parse_stream(count_lines, &p, on_key, &p);
-    return parse_verdict(&p, rc);
+    return parse_ini(c, name, NULL, text, err, errlen);
 }
 
 static void format_value(const vamp_config *c, const key_def *k, char *val, size_t len);

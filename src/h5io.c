@@ -131,27 +131,20 @@ static unsigned char *take_image(hid_t f, size_t *n)
     return image;
 }
 
-int h5file_save(hid_t f, const char *tmp, unsigned pause_s)
+/* Closes f and hands its image to io_put (path given) or io_save. */
+static int write_image(hid_t f, const char *path, const char *tmp, unsigned pause_s)
 {
     size_t n = 0;
     unsigned char *image = take_image(f, &n);
-    int rc = image ? io_save(tmp, image, n, pause_s) : -1;
+    int rc = !image ? -1 : path ? io_put(path, tmp, image, n) : io_save(tmp, image, n, pause_s);
     int e = errno;
     free(image);
     errno = e;
     return rc;
 }
 
-int h5file_put(hid_t f, const char *path, const char *tmp)
-{
-    size_t n = 0;
-    unsigned char *image = take_image(f, &n);
-    int rc = image ? io_put(path, tmp, image, n) : -1;
-    int e = errno;
-    free(image);
-    errno = e;
-    return rc;
-}
+int h5file_save(hid_t f, const char *tmp, unsigned pause_s) { return write_image(f, NULL, tmp, pause_s); }
+int h5file_put(hid_t f, const char *path, const char *tmp) { return write_image(f, path, tmp, 0); }
 
 /* ---- attributes ------------------------------------------------------------------------------------------------------ */
 
