@@ -2,6 +2,7 @@
  * Nothing here decides policy: callers choose between a fatal (bug/system) error and an input error. */
 #include "vamp/check.h"
 
+#include <hdf5.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,16 @@ void vamp_fatal(const char *file, int line, const char *call, const char *hint)
     MPI_Finalized(&fin);
     if (init && !fin) MPI_Abort(MPI_COMM_WORLD, 1);
     abort();
+}
+
+void vamp_mpi_fatal(const char *file, int line, const char *call, int rc)
+{
+    char text[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "error code %d", rc);
+    char hint[MPI_MAX_ERROR_STRING + 32];
+    snprintf(hint, sizeof hint, "MPI call failed: %s", text);
+    vamp_fatal(file, line, call, hint);
 }
 
 /* The up-front checks (memory.h) should refuse a run that cannot fit; this names the size if one slips by. */
@@ -138,6 +149,10 @@ void vamp_mpi_init(int *argc, char ***argv)
     /* FUNNELED: the liveness thread (liveness.h) makes no MPI call */
     int provided = 0;
     CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    vamp_mpi_errors_return(MPI_COMM_WORLD);
+    vamp_h5_quiet();
 }
+
+void vamp_mpi_errors_return(MPI_Comm comm) { CHECK_MPI(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN)); }
 
 void vamp_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }

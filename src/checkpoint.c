@@ -4,8 +4,9 @@
  * (a full disk) becomes one verdict that all ranks act on together. */
 #include "vamp/checkpoint.h"
 #include "vamp/check.h"
-#include "vamp/h5file.h"
+#include "vamp/h5io.h"
 #include "vamp/provenance.h"
+#include "vamp/testhooks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -58,29 +59,22 @@ void params_write(const char *path, const vamp_layout *l, const float *params, c
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     vamp_provenance prov;
     provenance_collect(&prov, comm);
-    char msg[1200] = "";
+    char msg[VAMP_MSG_LEN] = "";
     if (rank == 0) {
-        char tmp[1100];
+        char tmp[VAMP_FILE_PATH_LEN];
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()); /* two --eval at once do not collide */
-        vamp_h5_quiet();
         hid_t f = build_params_file(l, params, config_ini, &prov, attrs, nattrs, extra, nextra);
         if (f < 0)
             snprintf(msg, sizeof msg, "cannot write \"%s\": HDF5 could not build the file in memory", path);
-        else if (h5file_save(f, tmp, 0) != 0)
+        else if (h5file_put(f, path, tmp) != 0)
             snprintf(msg, sizeof msg, "cannot write \"%s\": %s; any previous file there is unchanged", path,
                      strerror(errno));
-        else if (rename(tmp, path) != 0) {
-            snprintf(msg, sizeof msg, "cannot rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
-            unlink(tmp);
-        }
     }
-    CHECK_MPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, comm));
-    if (msg[0]) vamp_exit_error(comm, 1, "%s", msg);
+    io_agree_or_exit(comm, msg, 1);
 }
 
 void params_read(const char *path, const vamp_layout *l, float *params, MPI_Comm comm)
 {
-    vamp_h5_quiet();
     if (access(path, R_OK) != 0)
         vamp_input_error(comm, "cannot open parameter file \"%s\": %s", path, strerror(errno));
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -89,29 +83,28 @@ void params_read(const char *path, const vamp_layout *l, float *params, MPI_Comm
         const vamp_tensor *t = &l->t[i];
         char name[VAMP_NAME_LEN + 16];
         snprintf(name, sizeof name, "params/%s", t->name);
-        if (H5Lexists(f, "params", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0)
+        hsize_t want[2] = {t->shape[0], t->shape[1]}, dims[2];
+        int nd;
+        int rc = h5_dataset_read_f32(f, name, t->ndim, want, params + t->offset, &nd, dims);
+        if (rc == H5IO_MISSING)
             vamp_input_error(comm, "%s: dataset /%s is missing (was the file written for another model/prior?)",
                              path, name);
-        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-        hid_t space = H5Dget_space(ds);
-        hsize_t dims[2] = {0, 1};
-        int nd = H5Sget_simple_extent_ndims(space);
-        if (nd < 1 || nd > 2) vamp_input_error(comm, "%s: dataset /%s has rank %d, expected %d", path, name, nd, t->ndim);
-        H5Sget_simple_extent_dims(space, dims, NULL);
-        if (nd != t->ndim || dims[0] != t->shape[0] || (nd == 2 && dims[1] != t->shape[1]))
+        if (rc == H5IO_SHAPE && (nd < 1 || nd > 2))
+            vamp_input_error(comm, "%s: dataset /%s has rank %d, expected %d", path, name, nd, t->ndim);
+        if (rc == H5IO_SHAPE)
             vamp_input_error(comm, "%s: dataset /%s has shape %llux%llu, the model needs %zux%zu", path, name,
                              (unsigned long long)dims[0], (unsigned long long)(nd == 2 ? dims[1] : 1),
                              t->shape[0], t->shape[1]);
-        CHECK_H5(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, params + t->offset));
-        H5Sclose(space);
-        H5Dclose(ds);
+        if (rc != 0) vamp_input_error(comm, "%s: dataset /%s cannot be read (truncated or corrupt?)", path, name);
     }
-    H5Fclose(f);
+    CHECK_H5(H5Fclose(f));
 }
 
 /* ---- training checkpoints ---------------------------------------------------------------------------------- */
 
-static const char *const CKPT_GROUPS[] = {"params", "adam_m", "adam_v", "best"};
+/* The four buffers a checkpoint holds, each the whole layout, in file order. */
+typedef enum { GROUP_PARAMS, GROUP_ADAM_M, GROUP_ADAM_V, GROUP_BEST, NGROUPS } ckpt_group;
+static const char *const GROUP_NAMES[NGROUPS] = {"params", "adam_m", "adam_v", "best"};
 
 static uint32_t crc_of(const void *x, size_t bytes)
 {
@@ -278,7 +271,7 @@ static int attrs_crc(hid_t f, uint32_t *out)
 }
 
 /* Rank 0: the checkpoint in memory (bufs: params, adam_m, adam_v, best, each the whole layout). Or -1. */
-static hid_t build_checkpoint(const vamp_layout *l, float *const bufs[4], const ckpt_record *rec,
+static hid_t build_checkpoint(const vamp_layout *l, float *const bufs[NGROUPS], const ckpt_record *rec,
                               const char *config_ini, const vamp_provenance *prov)
 {
     hid_t f = h5file_create();
@@ -287,14 +280,14 @@ static hid_t build_checkpoint(const vamp_layout *l, float *const bufs[4], const 
              h5_attr_double(f, "version", VAMP_CKPT_VERSION) == 0 && h5_attr_string(f, "config", config_ini) == 0 &&
              provenance_write_attrs(f, prov) == 0;
     for (size_t i = 0; ok && i < NFIELDS; i++) ok = h5_attr_double(f, FIELDS[i].name, field_get(rec, &FIELDS[i])) == 0;
-    for (int g = 0; ok && g < 4; g++) {
+    for (int g = 0; ok && g < NGROUPS; g++) {
         char an[32];
-        snprintf(an, sizeof an, "crc32_%s", CKPT_GROUPS[g]);
+        snprintf(an, sizeof an, "crc32_%s", GROUP_NAMES[g]);
         ok = h5_attr_u32(f, an, crc_of(bufs[g], l->total * sizeof(float))) == 0;
         for (int i = 0; ok && i < l->n; i++) {
             const vamp_tensor *t = &l->t[i];
             char name[VAMP_NAME_LEN + 16];
-            snprintf(name, sizeof name, "%s/%s", CKPT_GROUPS[g], t->name);
+            snprintf(name, sizeof name, "%s/%s", GROUP_NAMES[g], t->name);
             hsize_t dims[2] = {t->shape[0], t->shape[1]};
             ok = h5_dataset_f32(f, name, t->ndim, dims, bufs[g] + t->offset) == 0;
         }
@@ -311,20 +304,15 @@ static hid_t build_checkpoint(const vamp_layout *l, float *const bufs[4], const 
 /* Rank 0: write `text` to dir/name atomically. */
 static int write_pointer(const char *dir, const char *name, const char *text)
 {
-    char path[1200], tmp[1300];
+    char path[VAMP_FILE_PATH_LEN], line[VAMP_FILE_PATH_LEN];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fprintf(f, "%s\n", text) > 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) unlink(tmp);
-    return ok ? 0 : -1;
+    int n = snprintf(line, sizeof line, "%s\n", text);
+    return io_put(path, NULL, line, (size_t)n);
 }
 
 static int read_pointer(const char *dir, const char *name, char *out, size_t len)
 {
-    char path[1200];
+    char path[VAMP_FILE_PATH_LEN];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
@@ -343,7 +331,16 @@ static long ckpt_step_of(const char *name)
     return -1;
 }
 
-int checkpoint_list(const char *dir, char (*paths)[1100], int max)
+/* Moves paths[i] to paths[to] (to <= i), shifting those between down by one. */
+static void move_path(char (*paths)[VAMP_FILE_PATH_LEN], int i, int to)
+{
+    char tp[VAMP_FILE_PATH_LEN];
+    memcpy(tp, paths[i], sizeof tp);
+    memmove(paths[to + 1], paths[to], (size_t)(i - to) * sizeof tp);
+    memcpy(paths[to], tp, sizeof tp);
+}
+
+int checkpoint_list(const char *dir, char (*paths)[VAMP_FILE_PATH_LEN], int max)
 {
     long steps[VAMP_CKPT_MAX];
     int n = 0;
@@ -353,42 +350,76 @@ int checkpoint_list(const char *dir, char (*paths)[1100], int max)
     while ((e = readdir(d)) && n < max && n < VAMP_CKPT_MAX) {
         long s = ckpt_step_of(e->d_name);
         if (s < 0) continue;
-        steps[n] = s;
-        snprintf(paths[n], 1100, "%s/%s", dir, e->d_name);
+        int at = n; /* newest (highest step) first */
+        while (at > 0 && steps[at - 1] < s) at--;
+        memmove(steps + at + 1, steps + at, (size_t)(n - at) * sizeof steps[0]);
+        steps[at] = s;
+        snprintf(paths[n], VAMP_FILE_PATH_LEN, "%s/%s", dir, e->d_name);
+        move_path(paths, n, at);
         n++;
     }
     closedir(d);
-    for (int i = 1; i < n; i++) /* newest (highest step) first */
-        for (int j = i; j > 0 && steps[j] > steps[j - 1]; j--) {
-            long ts = steps[j];
-            steps[j] = steps[j - 1];
-            steps[j - 1] = ts;
-            char tp[1100];
-            memcpy(tp, paths[j], 1100);
-            memcpy(paths[j], paths[j - 1], 1100);
-            memcpy(paths[j - 1], tp, 1100);
-        }
-    char latest[1100];
+    char latest[VAMP_FILE_PATH_LEN];
     if (read_pointer(dir, "latest", latest, sizeof latest) == 0) /* the pointer wins if it names a listed file */
-        for (int i = 1; i < n; i++) {
-            const char *base = strrchr(paths[i], '/') + 1;
-            if (strcmp(base, latest) == 0) {
-                char tp[1100];
-                memcpy(tp, paths[i], 1100);
-                memmove(paths[1], paths[0], (size_t)i * 1100);
-                memcpy(paths[0], tp, 1100);
+        for (int i = 1; i < n; i++)
+            if (strcmp(strrchr(paths[i], '/') + 1, latest) == 0) {
+                move_path(paths, i, 0);
                 break;
             }
-        }
     return n;
+}
+
+/* Rank 0, after every rank agreed the file is written: renames it into place, updates the pointers and keeps the
+ * newest `keep` checkpoints plus the best. Returns "" or a message in msg. */
+static void put_in_place(const char *dir, const char *name, const char *tmp, const char *path, int is_best, int keep,
+                         char *msg, size_t len)
+{
+    if (rename(tmp, path) != 0 || write_pointer(dir, "latest", name) != 0 ||
+        (is_best && write_pointer(dir, "best", name) != 0)) {
+        snprintf(msg, len, "cannot put checkpoint \"%s\" in place: %s", path, strerror(errno));
+        unlink(tmp);
+        return;
+    }
+    char best[VAMP_FILE_PATH_LEN] = "";
+    read_pointer(dir, "best", best, sizeof best);
+    char(*list)[VAMP_FILE_PATH_LEN] = xmalloc(VAMP_CKPT_MAX * sizeof *list);
+    int n = checkpoint_list(dir, list, VAMP_CKPT_MAX);
+    for (int i = keep; i < n; i++)
+        if (strcmp(strrchr(list[i], '/') + 1, best) != 0) unlink(list[i]);
+    free(list);
+}
+
+/* Rank 0: builds the checkpoint in memory and saves it to tmp; frees m and v (the gathered Adam moments) as soon as
+ * the image holds them. Returns "" or the reason for the failure in why. */
+static void save_checkpoint(const vamp_trainer *t, const vamp_progress *p, const vamp_data_id *id,
+                            const char *config_ini, const vamp_provenance *prov, float *m, float *v, const char *tmp,
+                            char *why, size_t len)
+{
+    ckpt_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.step = t->step;
+    rec.adam_step = t->opt.step;
+    rec.p = *p;
+    rec.data = *id;
+    float *bufs[NGROUPS] = {[GROUP_PARAMS] = t->params, [GROUP_ADAM_M] = m, [GROUP_ADAM_V] = v,
+                            [GROUP_BEST] = t->best};
+    hid_t f = build_checkpoint(&t->model.layout, bufs, &rec, config_ini, prov);
+    free(m); /* the image holds them now: rank 0's peak is the image and its copy on the way to disk */
+    free(v);
+    if (f < 0)
+        snprintf(why, len, "HDF5 could not build the file in memory");
+    else if (testhook_ckpt_write_fails()) { /* a write that fails like a full disk */
+        H5Fclose(f);
+        snprintf(why, len, "%s (injected: VAMP_INJECT_CKPT_FAILURE)", strerror(ENOSPC));
+    } else if (h5file_save(f, tmp, testhook_ckpt_delay_seconds()) != 0)
+        snprintf(why, len, "%s", strerror(errno));
 }
 
 void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const vamp_data_id *id, const char *config_ini,
                       int is_best)
 {
     MPI_Comm comm = t->comm;
-    const vamp_layout *l = &t->model.layout;
-    const size_t N = l->total;
+    const size_t N = t->model.layout.total;
     /* rank 0 writes the whole file: the Adam moments come from the ranks that own them */
     float *m = NULL, *v = NULL;
     if (t->rank == 0) {
@@ -402,112 +433,35 @@ void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const vamp_
     vamp_provenance prov;
     provenance_collect(&prov, comm);
     const char *dir = t->cfg.run_dir;
-    char name[64], path[1200], tmp[1300];
+    char name[64], path[VAMP_FILE_PATH_LEN], tmp[VAMP_FILE_PATH_LEN + sizeof ".tmp"];
     snprintf(name, sizeof name, "ckpt-%08ld.h5", t->step);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
 
     /* every rank's own verdict. Only rank 0 touches the file; the test hook fails another rank's part, to show
      * that a failure anywhere is agreed on by all before anyone leaves */
-    char why[512] = "";
-    const char *inject = getenv("VAMP_INJECT_CKPT_FAILURE_RANK");
-    if (inject && atoi(inject) == t->rank)
+    char why[VAMP_MSG_LEN] = "";
+    if (testhook_ckpt_failure_rank() == t->rank)
         snprintf(why, sizeof why, "injected failure (VAMP_INJECT_CKPT_FAILURE_RANK=%d)", t->rank);
     int wrote = 0;
     if (t->rank == 0 && !why[0]) {
-        vamp_h5_quiet();
-        ckpt_record rec;
-        memset(&rec, 0, sizeof rec);
-        rec.step = t->step;
-        rec.adam_step = t->opt.step;
-        rec.p = *p;
-        rec.data = *id;
-        float *bufs[4] = {t->params, m, v, t->best};
-        const char *delay = getenv("VAMP_INJECT_CKPT_DELAY"); /* tests: a window to kill a rank mid-write */
-        hid_t f = build_checkpoint(l, bufs, &rec, config_ini, &prov);
-        free(m); /* the image holds them now: rank 0's peak is the image and its copy on the way to disk */
-        free(v);
+        save_checkpoint(t, p, id, config_ini, &prov, m, v, tmp, why, sizeof why);
         m = v = NULL;
-        if (f < 0)
-            snprintf(why, sizeof why, "HDF5 could not build the file in memory");
-        else if (getenv("VAMP_INJECT_CKPT_FAILURE")) { /* tests: a write that fails like a full disk */
-            H5Fclose(f);
-            snprintf(why, sizeof why, "%s (injected: VAMP_INJECT_CKPT_FAILURE)", strerror(ENOSPC));
-        } else if (h5file_save(f, tmp, delay ? (unsigned)atoi(delay) : 0) != 0)
-            snprintf(why, sizeof why, "%s", strerror(errno));
-        else
-            wrote = 1;
+        wrote = !why[0];
     }
     free(m);
     free(v);
-    /* one verdict: the lowest rank that failed (size: none), then that rank's reason */
-    int first_bad = why[0] ? t->rank : t->size;
-    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &first_bad, 1, MPI_INT, MPI_MIN, comm));
-    if (first_bad < t->size) CHECK_MPI(MPI_Bcast(why, sizeof why, MPI_CHAR, first_bad, comm));
-    char msg[2000] = "";
-    if (t->rank == 0) {
-        if (first_bad < t->size) {
-            if (wrote) unlink(tmp);
-            snprintf(msg, sizeof msg, "cannot write checkpoint \"%s\" (rank %d: %s); the previous checkpoints are "
-                     "unchanged", path, first_bad, why);
-        } else if (rename(tmp, path) != 0 || write_pointer(dir, "latest", name) != 0 ||
-                   (is_best && write_pointer(dir, "best", name) != 0)) {
-            snprintf(msg, sizeof msg, "cannot put checkpoint \"%s\" in place: %s", path, strerror(errno));
-            unlink(tmp);
-        } else { /* keep the newest checkpoint.keep files and the best */
-            char best[1100] = "";
-            read_pointer(dir, "best", best, sizeof best);
-            static char list[VAMP_CKPT_MAX][1100];
-            int n = checkpoint_list(dir, list, VAMP_CKPT_MAX);
-            for (int i = t->cfg.ckpt_keep; i < n; i++)
-                if (strcmp(strrchr(list[i], '/') + 1, best) != 0) unlink(list[i]);
-        }
+    int first_bad = io_agree_any(comm, why);
+    char msg[VAMP_MSG_LEN] = "";
+    if (t->rank == 0 && first_bad < t->size) {
+        if (wrote) unlink(tmp);
+        snprintf(msg, sizeof msg, "cannot write checkpoint \"%s\" (rank %d: %s); the previous checkpoints are "
+                 "unchanged", path, first_bad, why);
+    } else if (t->rank == 0) {
+        put_in_place(dir, name, tmp, path, is_best, t->cfg.ckpt_keep, msg, sizeof msg);
     }
-    CHECK_MPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, comm));
-    if (msg[0]) vamp_exit_error(comm, 1, "%s", msg);
+    io_agree_or_exit(comm, msg, 1);
 }
-
-static int read_double_attr(hid_t f, const char *name, double *out)
-{
-    if (H5Aexists(f, name) <= 0) return -1;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    int ok = a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
-    if (a >= 0) H5Aclose(a);
-    return ok ? 0 : -1;
-}
-
-static int read_u32_attr(hid_t f, const char *name, uint32_t *out)
-{
-    if (H5Aexists(f, name) <= 0) return -1;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    int ok = a >= 0 && H5Aread(a, H5T_NATIVE_UINT32, out) >= 0;
-    if (a >= 0) H5Aclose(a);
-    return ok ? 0 : -1;
-}
-
-/* Reads a (fixed-length) string attribute into a new buffer; NULL if absent. */
-static char *read_string_attr_alloc(hid_t f, const char *name)
-{
-    if (H5Aexists(f, name) <= 0) return NULL;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    hid_t t = H5Aget_type(a);
-    char *s = NULL;
-    if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) <= 0 && H5Tget_size(t) <= ((size_t)1 << 24)) {
-        size_t n = H5Tget_size(t);
-        s = xcalloc(n + 1);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n);
-        if (H5Aread(a, mt, s) < 0) {
-            free(s);
-            s = NULL;
-        }
-        H5Tclose(mt);
-    }
-    H5Tclose(t);
-    H5Aclose(a);
-    return s;
-}
-
 /* Model-shaping and trajectory keys: a checkpoint cannot continue under other values. */
 static const char *const FIXED_KEYS[] = {"run.seed", "data.path", "data.binarize", "data.stripes", "data.train_limit",
                                          "model.type", "model.likelihood", "model.hidden", "model.z1", "model.z2",
@@ -515,12 +469,175 @@ static const char *const FIXED_KEYS[] = {"run.seed", "data.path", "data.binarize
 
 static const char *const SPLIT_NAMES[3] = {"training", "validation", "test"};
 
-/* Rank 0: opens and checks path, fills rec and bufs (4 x layout). Returns 0 or a VAMP_CKPT_* verdict with err. */
-static int read_checkpoint_file(const char *path, const vamp_trainer *t, const vamp_data_id *id, ckpt_record *rec,
-                                float *const bufs[4], char *err, size_t errlen)
+/* Each step of reading a checkpoint (rank 0) returns 0 or a VAMP_CKPT_* verdict with a message naming path. */
+
+/* The format and version attributes. */
+static int read_header(hid_t f, const char *path, char *err, size_t errlen)
 {
-    const vamp_layout *l = &t->model.layout;
-    vamp_h5_quiet();
+    char *text = h5_attr_read_string(f, "format");
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "%s", text ? text : "(none)");
+    free(text);
+    double version = 0;
+    if (strcmp(fmt, VAMP_CKPT_FORMAT) != 0) {
+        snprintf(err, errlen, "%s: not a vamp_mpi checkpoint (attribute format is \"%s\", expected \"%s\")", path, fmt,
+                 VAMP_CKPT_FORMAT);
+        return VAMP_CKPT_DAMAGED;
+    }
+    if (h5_attr_read_double(f, "version", &version) != 0 || (version != VAMP_CKPT_VERSION && version != 1)) {
+        snprintf(err, errlen, "%s: attribute version is %g, expected %d (corrupt file?)", path, version,
+                 VAMP_CKPT_VERSION);
+        return VAMP_CKPT_DAMAGED;
+    }
+    if (version == 1) {
+        snprintf(err, errlen, "%s: checkpoint format version 1, written by an older vamp_mpi; this one reads version "
+                 "%d only (checksums over every attribute, the identity of the data). Resume it with the vamp_mpi "
+                 "that wrote it, or start afresh (--resume none, or another run.dir)", path, VAMP_CKPT_VERSION);
+        return VAMP_CKPT_REFUSED;
+    }
+    return 0;
+}
+
+/* Why a progress record cannot be, or NULL: its fields must agree with each other and with this run's epoch
+ * length (spe steps per epoch). */
+static const char *progress_inconsistency(const ckpt_record *rec, long spe)
+{
+    const vamp_progress *p = &rec->p;
+    if (rec->adam_step != rec->step) return "adam_step must equal step";
+    if (p->it > spe) return "it exceeds the steps per epoch";
+    if (p->nsteps > p->it) return "nsteps exceeds it";
+    if (rec->step + p->skipped != (long)(p->epoch - 1) * spe + p->it)
+        return "step + skipped must equal (epoch - 1) x steps per epoch + it";
+    if (p->best_epoch > p->epoch - 1 || p->since_best > p->epoch - 1)
+        return "best_epoch or since_best exceeds the epochs done";
+    if ((p->best_epoch == 0) != (p->best_val == INFINITY)) return "best_epoch and best_val disagree";
+    return NULL;
+}
+
+/* The progress record, field by field through FIELDS (present, in range), then the checksum over every
+ * attribute, then the record's own consistency. */
+static int read_progress(hid_t f, const char *path, long spe, ckpt_record *rec, char *err, size_t errlen)
+{
+    memset(rec, 0, sizeof *rec);
+    for (size_t i = 0; i < NFIELDS; i++) {
+        const ckpt_field *fd = &FIELDS[i];
+        double x;
+        if (h5_attr_read_double(f, fd->name, &x) != 0) {
+            snprintf(err, errlen, "%s: attribute %s is missing or unreadable", path, fd->name);
+            return VAMP_CKPT_DAMAGED;
+        }
+        if (!(x >= fd->lo && x <= fd->hi) || (fd->type != F_DOUBLE && x != floor(x))) {
+            snprintf(err, errlen, "%s: attribute %s = %.17g is outside its range (%s from %.15g to %.15g): corrupt file",
+                     path, fd->name, x, fd->type == F_DOUBLE ? "a number" : "a whole number", fd->lo, fd->hi);
+            return VAMP_CKPT_DAMAGED;
+        }
+        field_set(rec, fd, x);
+    }
+    /* every attribute (the record, config, provenance, the buffers' CRCs) against the checksum over them */
+    uint32_t want = 0, have = 0;
+    if (h5_attr_read_u32(f, "crc32_attrs", &want) != 0) {
+        snprintf(err, errlen, "%s: attribute crc32_attrs is missing or unreadable", path);
+        return VAMP_CKPT_DAMAGED;
+    }
+    if (attrs_crc(f, &have) != 0 || have != want) {
+        snprintf(err, errlen, "%s: checksum mismatch in the attributes (crc32_attrs): the progress record, "
+                 "configuration or provenance is corrupt", path);
+        return VAMP_CKPT_DAMAGED;
+    }
+    const char *bad = progress_inconsistency(rec, spe);
+    if (bad) {
+        snprintf(err, errlen, "%s: inconsistent progress record (step %ld, epoch %d, it %ld, %ld steps per epoch): "
+                 "%s", path, rec->step, rec->p.epoch, rec->p.it, spe, bad);
+        return VAMP_CKPT_DAMAGED;
+    }
+    return 0;
+}
+
+static int is_fixed_key(const char *key)
+{
+    for (size_t k = 0; k < sizeof FIXED_KEYS / sizeof FIXED_KEYS[0]; k++)
+        if (!strcmp(key, FIXED_KEYS[k])) return 1;
+    return 0;
+}
+
+/* The stored configuration against this run's: no key of FIXED_KEYS may differ. */
+static int check_config(hid_t f, const char *path, const vamp_config *now, char *err, size_t errlen)
+{
+    char *text = h5_attr_read_string(f, "config");
+    vamp_config saved;
+    char cerr[512];
+    int ok = text && config_load_text(&saved, text, "checkpoint config", cerr, sizeof cerr) == 0;
+    free(text);
+    if (!ok) {
+        snprintf(err, errlen, "%s: its stored configuration is unreadable", path);
+        return VAMP_CKPT_DAMAGED;
+    }
+    int keys[VAMP_CONFIG_KEYS];
+    int n = config_diff(&saved, now, keys, VAMP_CONFIG_KEYS);
+    char refused[2048] = "", key[64];
+    for (int i = 0; i < n && i < VAMP_CONFIG_KEYS; i++)
+        if (is_fixed_key(config_key_name(keys[i], key, sizeof key)))
+            snprintf(refused + strlen(refused), sizeof refused - strlen(refused), "%s%s", refused[0] ? ", " : "", key);
+    if (!refused[0]) return 0;
+    snprintf(err, errlen, "%s was written with a different model or data order; these keys differ: %s "
+             "(only keys such as train.epochs, train.patience, eval.* or checkpoint.* may change on resume)", path,
+             refused);
+    return VAMP_CKPT_REFUSED;
+}
+
+/* The data the checkpoint was written for: the training split must be the same; valid/test too where their row
+ * counts are (their limits may change on resume). */
+static int check_data(const char *path, const vamp_data_id *was, const vamp_data_id *id, const char *data_path,
+                      char *err, size_t errlen)
+{
+    for (int s = 0; s < 3; s++) {
+        int differs = was->pixels != id->pixels || (s == 0 && was->rows[0] != id->rows[0]) ||
+                      (was->rows[s] == id->rows[s] && was->crc[s] != id->crc[s]);
+        if (!differs) continue;
+        snprintf(err, errlen, "%s was written for other data: data.path = %s now has a %s split of %ld rows x %ld "
+                 "pixels with CRC-32 %08x, the checkpoint's had %ld x %ld with CRC-32 %08x (a different file at the "
+                 "same path? restore the original, or start afresh with --resume none or another run.dir)", path,
+                 data_path, SPLIT_NAMES[s], id->rows[s], id->pixels, (unsigned)id->crc[s], was->rows[s], was->pixels,
+                 (unsigned)was->crc[s]);
+        return VAMP_CKPT_REFUSED;
+    }
+    return 0;
+}
+
+/* One group's tensors into buf (the whole layout), against its checksum. */
+static int read_group(hid_t f, const char *path, const vamp_layout *l, ckpt_group g, float *buf, char *err,
+                      size_t errlen)
+{
+    for (int i = 0; i < l->n; i++) {
+        const vamp_tensor *T = &l->t[i];
+        char dn[VAMP_NAME_LEN + 16];
+        snprintf(dn, sizeof dn, "%s/%s", GROUP_NAMES[g], T->name);
+        hsize_t want[2] = {T->shape[0], T->shape[1]}, dims[2];
+        int nd;
+        int rc = h5_dataset_read_f32(f, dn, T->ndim, want, buf + T->offset, &nd, dims);
+        if (rc == H5IO_MISSING) snprintf(err, errlen, "%s: dataset /%s is missing", path, dn);
+        if (rc == H5IO_SHAPE)
+            snprintf(err, errlen, "%s: dataset /%s has another shape than the model's %zux%zu", path, dn, T->shape[0],
+                     T->shape[1]);
+        if (rc == H5IO_UNREADABLE)
+            snprintf(err, errlen, "%s: dataset /%s cannot be read (truncated or corrupt?)", path, dn);
+        if (rc != 0) return VAMP_CKPT_DAMAGED;
+    }
+    char an[32];
+    snprintf(an, sizeof an, "crc32_%s", GROUP_NAMES[g]);
+    uint32_t crc = 0;
+    if (h5_attr_read_u32(f, an, &crc) != 0 || crc != crc_of(buf, l->total * sizeof(float))) {
+        snprintf(err, errlen, "%s: checksum mismatch in /%s: the file is corrupt", path, GROUP_NAMES[g]);
+        return VAMP_CKPT_DAMAGED;
+    }
+    return 0;
+}
+
+/* Rank 0: opens and checks path, fills rec and bufs (the whole layout each). Returns 0 or a VAMP_CKPT_* verdict
+ * with err. */
+static int read_checkpoint_file(const char *path, const vamp_trainer *t, const vamp_data_id *id, ckpt_record *rec,
+                                float *const bufs[NGROUPS], char *err, size_t errlen)
+{
     if (H5Fis_hdf5(path) <= 0) {
         snprintf(err, errlen, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
         return VAMP_CKPT_DAMAGED;
@@ -530,167 +647,50 @@ static int read_checkpoint_file(const char *path, const vamp_trainer *t, const v
         snprintf(err, errlen, "%s: cannot be opened as HDF5 (truncated or corrupt?)", path);
         return VAMP_CKPT_DAMAGED;
     }
-    int rc = VAMP_CKPT_DAMAGED;
-    char *text = read_string_attr_alloc(f, "format");
-    char fmt[64];
-    snprintf(fmt, sizeof fmt, "%s", text ? text : "(none)");
-    free(text);
-    text = NULL;
-    double version = 0;
-    if (strcmp(fmt, VAMP_CKPT_FORMAT) != 0) {
-        snprintf(err, errlen, "%s: not a vamp_mpi checkpoint (attribute format is \"%s\", expected \"%s\")", path, fmt,
-                 VAMP_CKPT_FORMAT);
-        goto done;
+    int rc = read_header(f, path, err, errlen);
+    if (rc == 0) rc = read_progress(f, path, t->steps_per_epoch, rec, err, errlen);
+    if (rc == 0) rc = check_config(f, path, &t->cfg, err, errlen);
+    if (rc == 0) rc = check_data(path, &rec->data, id, t->cfg.data_path, err, errlen);
+    for (int g = 0; rc == 0 && g < NGROUPS; g++) rc = read_group(f, path, &t->model.layout, g, bufs[g], err, errlen);
+    if (H5Fclose(f) < 0 && rc == 0) {
+        snprintf(err, errlen, "%s: cannot be closed (truncated or corrupt?)", path);
+        rc = VAMP_CKPT_DAMAGED;
     }
-    if (read_double_attr(f, "version", &version) != 0 || (version != VAMP_CKPT_VERSION && version != 1)) {
-        snprintf(err, errlen, "%s: attribute version is %g, expected %d (corrupt file?)", path, version,
-                 VAMP_CKPT_VERSION);
-        goto done;
-    }
-    if (version == 1) {
-        snprintf(err, errlen, "%s: checkpoint format version 1, written by an older vamp_mpi; this one reads version "
-                 "%d only (checksums over every attribute, the identity of the data). Resume it with the vamp_mpi "
-                 "that wrote it, or start afresh (--resume none, or another run.dir)", path, VAMP_CKPT_VERSION);
-        rc = VAMP_CKPT_REFUSED;
-        goto done;
-    }
-    /* the progress record, field by field: present, in range */
-    memset(rec, 0, sizeof *rec);
-    for (size_t i = 0; i < NFIELDS; i++) {
-        const ckpt_field *fd = &FIELDS[i];
-        double x;
-        if (read_double_attr(f, fd->name, &x) != 0) {
-            snprintf(err, errlen, "%s: attribute %s is missing or unreadable", path, fd->name);
-            goto done;
-        }
-        if (!(x >= fd->lo && x <= fd->hi) || (fd->type != F_DOUBLE && x != floor(x))) {
-            snprintf(err, errlen, "%s: attribute %s = %.17g is outside its range (%s from %.15g to %.15g): corrupt file",
-                     path, fd->name, x, fd->type == F_DOUBLE ? "a number" : "a whole number", fd->lo, fd->hi);
-            goto done;
-        }
-        field_set(rec, fd, x);
-    }
-    /* every attribute (the record, config, provenance, the buffers' CRCs) against the checksum over them */
-    uint32_t want = 0, have = 0;
-    if (read_u32_attr(f, "crc32_attrs", &want) != 0) {
-        snprintf(err, errlen, "%s: attribute crc32_attrs is missing or unreadable", path);
-        goto done;
-    }
-    if (attrs_crc(f, &have) != 0 || have != want) {
-        snprintf(err, errlen, "%s: checksum mismatch in the attributes (crc32_attrs): the progress record, "
-                 "configuration or provenance is corrupt", path);
-        goto done;
-    }
-    /* fields that must agree with each other and with this run's epoch length */
-    const vamp_progress *p = &rec->p;
-    const long spe = t->steps_per_epoch;
-    const char *bad = NULL;
-    if (rec->adam_step != rec->step) bad = "adam_step must equal step";
-    else if (p->it > spe) bad = "it exceeds the steps per epoch";
-    else if (p->nsteps > p->it) bad = "nsteps exceeds it";
-    else if (rec->step + p->skipped != (long)(p->epoch - 1) * spe + p->it)
-        bad = "step + skipped must equal (epoch - 1) x steps per epoch + it";
-    else if (p->best_epoch > p->epoch - 1 || p->since_best > p->epoch - 1) bad = "best_epoch or since_best exceeds "
-                                                                                 "the epochs done";
-    else if ((p->best_epoch == 0) != (p->best_val == INFINITY)) bad = "best_epoch and best_val disagree";
-    if (bad) {
-        snprintf(err, errlen, "%s: inconsistent progress record (step %ld, epoch %d, it %ld, %ld steps per epoch): "
-                 "%s", path, rec->step, p->epoch, p->it, spe, bad);
-        goto done;
-    }
-    text = read_string_attr_alloc(f, "config");
-    vamp_config saved;
-    char cerr[512], diff[2048];
-    if (!text || config_load_text(&saved, text, "checkpoint config", cerr, sizeof cerr) != 0) {
-        snprintf(err, errlen, "%s: its stored configuration is unreadable", path);
-        goto done;
-    }
-    config_diff(&saved, &t->cfg, diff, sizeof diff);
-    char refused[2048] = "";
-    for (size_t k = 0; k < sizeof FIXED_KEYS / sizeof FIXED_KEYS[0]; k++) {
-        const char *hit = strstr(diff, FIXED_KEYS[k]);
-        size_t len = strlen(FIXED_KEYS[k]);
-        if (hit && (hit[len] == '\0' || hit[len] == ',') && (hit == diff || hit[-1] == ' '))
-            snprintf(refused + strlen(refused), sizeof refused - strlen(refused), "%s%s", refused[0] ? ", " : "",
-                     FIXED_KEYS[k]);
-    }
-    if (refused[0]) {
-        snprintf(err, errlen, "%s was written with a different model or data order; these keys differ: %s "
-                 "(only keys such as train.epochs, train.patience, eval.* or checkpoint.* may change on resume)",
-                 path, refused);
-        rc = VAMP_CKPT_REFUSED;
-        goto done;
-    }
-    /* the data: the training split must be the same; valid/test too where their row counts are (their limits
-     * may change on resume) */
-    const vamp_data_id *was = &rec->data;
-    for (int s = 0; s < 3; s++) {
-        int differs = was->pixels != id->pixels || (s == 0 && was->rows[0] != id->rows[0]) ||
-                      (was->rows[s] == id->rows[s] && was->crc[s] != id->crc[s]);
-        if (!differs) continue;
-        snprintf(err, errlen, "%s was written for other data: data.path = %s now has a %s split of %ld rows x %ld "
-                 "pixels with CRC-32 %08x, the checkpoint's had %ld x %ld with CRC-32 %08x (a different file at the "
-                 "same path? restore the original, or start afresh with --resume none or another run.dir)", path,
-                 t->cfg.data_path, SPLIT_NAMES[s], id->rows[s], id->pixels, (unsigned)id->crc[s], was->rows[s],
-                 was->pixels, (unsigned)was->crc[s]);
-        rc = VAMP_CKPT_REFUSED;
-        goto done;
-    }
-    for (int g = 0; g < 4; g++) {
-        for (int i = 0; i < l->n; i++) {
-            const vamp_tensor *T = &l->t[i];
-            char dn[VAMP_NAME_LEN + 16];
-            snprintf(dn, sizeof dn, "%s/%s", CKPT_GROUPS[g], T->name);
-            if (H5Lexists(f, CKPT_GROUPS[g], H5P_DEFAULT) <= 0 || H5Lexists(f, dn, H5P_DEFAULT) <= 0) {
-                snprintf(err, errlen, "%s: dataset /%s is missing", path, dn);
-                goto done;
-            }
-            hid_t ds = H5Dopen2(f, dn, H5P_DEFAULT);
-            hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
-            hsize_t dims[2] = {0, 1};
-            int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-            if (nd >= 1 && nd <= 2) H5Sget_simple_extent_dims(sp, dims, NULL);
-            int shape_ok = nd == T->ndim && dims[0] == T->shape[0] && (nd == 1 || dims[1] == T->shape[1]);
-            int read_ok = shape_ok &&
-                          H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, bufs[g] + T->offset) >= 0;
-            if (sp >= 0) H5Sclose(sp);
-            if (ds >= 0) H5Dclose(ds);
-            if (!shape_ok) {
-                snprintf(err, errlen, "%s: dataset /%s has another shape than the model's %zux%zu", path, dn,
-                         T->shape[0], T->shape[1]);
-                goto done;
-            }
-            if (!read_ok) {
-                snprintf(err, errlen, "%s: dataset /%s cannot be read (truncated or corrupt?)", path, dn);
-                goto done;
-            }
-        }
-        char an[32];
-        snprintf(an, sizeof an, "crc32_%s", CKPT_GROUPS[g]);
-        uint32_t crc = 0;
-        if (read_u32_attr(f, an, &crc) != 0 || crc != crc_of(bufs[g], l->total * sizeof(float))) {
-            snprintf(err, errlen, "%s: checksum mismatch in /%s: the file is corrupt", path, CKPT_GROUPS[g]);
-            goto done;
-        }
-    }
-    rc = 0;
-done:
-    free(text);
-    H5Fclose(f);
     return rc;
+}
+
+/* Collective: rank 0's record and buffers into t and p; each rank receives the Adam moments of the tensors it
+ * owns. */
+static void share_checkpoint(vamp_trainer *t, vamp_progress *p, ckpt_record *rec, float *const bufs[NGROUPS])
+{
+    const size_t N = t->model.layout.total;
+    CHECK_MPI(MPI_Bcast(rec, (int)sizeof *rec, MPI_BYTE, 0, t->comm));
+    t->step = rec->step;
+    t->opt.step = rec->adam_step;
+    *p = rec->p;
+    if (t->rank == 0) {
+        memcpy(t->params, bufs[GROUP_PARAMS], N * sizeof(float));
+        memcpy(t->best, bufs[GROUP_BEST], N * sizeof(float));
+    }
+    bcast_floats(t->params, N, t->comm);
+    bcast_floats(t->best, N, t->comm);
+    const vamp_reducer *r = &t->red;
+    CHECK_MPI(MPI_Scatterv(bufs[GROUP_ADAM_M], r->counts, r->displs, MPI_FLOAT, t->adam_m, r->counts[t->rank],
+                           MPI_FLOAT, 0, t->comm));
+    CHECK_MPI(MPI_Scatterv(bufs[GROUP_ADAM_V], r->counts, r->displs, MPI_FLOAT, t->adam_v, r->counts[t->rank],
+                           MPI_FLOAT, 0, t->comm));
 }
 
 int checkpoint_read(const char *path, vamp_trainer *t, vamp_progress *p, const vamp_data_id *id, char *err,
                     size_t errlen)
 {
-    const size_t N = t->model.layout.total;
-    float *bufs[4] = {NULL, NULL, NULL, NULL};
+    float *bufs[NGROUPS] = {NULL};
     ckpt_record rec;
     memset(&rec, 0, sizeof rec);
-    char msg[2048] = "";
+    char msg[VAMP_MSG_LEN] = "";
     int rc = 0;
     if (t->rank == 0) {
-        for (int g = 0; g < 4; g++) bufs[g] = xmalloc(N * sizeof(float));
+        for (int g = 0; g < NGROUPS; g++) bufs[g] = xmalloc(t->model.layout.total * sizeof(float));
         rc = read_checkpoint_file(path, t, id, &rec, bufs, msg, sizeof msg);
     }
     /* rank 0's verdict is everyone's */
@@ -698,25 +698,9 @@ int checkpoint_read(const char *path, vamp_trainer *t, vamp_progress *p, const v
     if (rc != 0) {
         CHECK_MPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, t->comm));
         snprintf(err, errlen, "%s", msg);
-        for (int g = 0; g < 4; g++) free(bufs[g]);
-        return rc;
+    } else {
+        share_checkpoint(t, p, &rec, bufs);
     }
-    CHECK_MPI(MPI_Bcast(&rec, (int)sizeof rec, MPI_BYTE, 0, t->comm));
-    t->step = rec.step;
-    t->opt.step = rec.adam_step;
-    *p = rec.p;
-    if (t->rank == 0) {
-        memcpy(t->params, bufs[0], N * sizeof(float));
-        memcpy(t->best, bufs[3], N * sizeof(float));
-    }
-    bcast_floats(t->params, N, t->comm);
-    bcast_floats(t->best, N, t->comm);
-    /* the Adam moments: each rank receives the tensors it owns */
-    const vamp_reducer *r = &t->red;
-    CHECK_MPI(MPI_Scatterv(bufs[1], r->counts, r->displs, MPI_FLOAT, t->adam_m, r->counts[t->rank], MPI_FLOAT, 0,
-                           t->comm));
-    CHECK_MPI(MPI_Scatterv(bufs[2], r->counts, r->displs, MPI_FLOAT, t->adam_v, r->counts[t->rank], MPI_FLOAT, 0,
-                           t->comm));
-    for (int g = 0; g < 4; g++) free(bufs[g]);
-    return 0;
+    for (int g = 0; g < NGROUPS; g++) free(bufs[g]);
+    return rc;
 }

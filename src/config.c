@@ -18,80 +18,52 @@ typedef struct {
     size_t offset;      /* into vamp_config */
     double lo, hi;      /* numeric range (inclusive) */
     const char *choices; /* K_ENUM: "a|b|c", value = index */
+    const char *def;     /* the default, as written in an INI file */
 } key_def;
 
 #define F(field) offsetof(vamp_config, field)
 static const key_def KEYS[] = {
-    {"run", "dir", K_STRING, F(run_dir), 0, 0, NULL},
-    {"run", "seed", K_U64, F(seed), 0, 18446744073709551615.0, NULL},
-    {"run", "peer_timeout", K_DOUBLE, F(peer_timeout), 0, 1e9, NULL},
-    {"data", "path", K_STRING, F(data_path), 0, 0, NULL},
-    {"data", "binarize", K_ENUM, F(binarize), 0, 0, "dynamic|static|none"},
-    {"data", "stripes", K_INT, F(stripes), 1, 4096, NULL},
-    {"data", "train_limit", K_LONG, F(train_limit), 0, 1e12, NULL},
-    {"data", "valid_limit", K_LONG, F(valid_limit), 0, 1e12, NULL},
-    {"data", "test_limit", K_LONG, F(test_limit), 0, 1e12, NULL},
-    {"model", "type", K_ENUM, F(model_type), 0, 0, "vae|hvae"},
-    {"model", "likelihood", K_ENUM, F(likelihood), 0, 0, "bernoulli|logistic256"},
-    {"model", "hidden", K_INT, F(hidden), 1, 100000, NULL},
-    {"model", "z1", K_INT, F(z1), 1, 4096, NULL},
-    {"model", "z2", K_INT, F(z2), 1, 4096, NULL},
-    {"prior", "type", K_ENUM, F(prior), 0, 0, "standard|mog|vampprior|vampprior_data"},
-    {"prior", "components", K_INT, F(components), 1, 100000, NULL},
-    {"prior", "pseudo_mean", K_FLOAT, F(pseudo_mean), -10, 10, NULL},
-    {"prior", "pseudo_std", K_FLOAT, F(pseudo_std), 0, 10, NULL},
-    {"train", "batch_size", K_INT, F(batch_size), 1, 1000000, NULL},
-    {"train", "epochs", K_INT, F(epochs), 1, 1000000, NULL},
-    {"train", "max_steps", K_LONG, F(max_steps), 0, 1e15, NULL},
-    {"train", "lr", K_FLOAT, F(lr), 1e-12, 10, NULL},
-    {"train", "warmup", K_INT, F(warmup), 0, 1000000, NULL},
-    {"train", "optimizer", K_ENUM, F(optimizer), 0, 0, "adamnormgrad|adam"},
-    {"train", "reduce", K_ENUM, F(reduce), 0, 0, "exact|fast"},
-    {"train", "patience", K_INT, F(patience), 0, 1000000, NULL},
-    {"train", "on_nan", K_ENUM, F(on_nan), 0, 0, "stop|skip"},
-    {"eval", "samples", K_INT, F(eval_samples), 0, 10000000, NULL},
-    {"eval", "block", K_INT, F(eval_block), 1, 100000, NULL},
-    {"eval", "batch", K_INT, F(eval_batch), 1, 100000, NULL},
-    {"eval", "pictures_every", K_INT, F(pictures_every), 0, 1000000, NULL},
-    {"checkpoint", "every_steps", K_LONG, F(ckpt_every_steps), 0, 1e15, NULL},
-    {"checkpoint", "every_minutes", K_DOUBLE, F(ckpt_every_minutes), 0, 1e9, NULL},
-    {"checkpoint", "keep", K_INT, F(ckpt_keep), 1, 1000, NULL},
+    {"run", "dir", K_STRING, F(run_dir), 0, 0, NULL, "runs/default"},
+    {"run", "seed", K_U64, F(seed), 0, 18446744073709551615.0, NULL, "1"},
+    {"run", "peer_timeout", K_DOUBLE, F(peer_timeout), 0, 1e9, NULL, "600"},
+    {"data", "path", K_STRING, F(data_path), 0, 0, NULL, "data/fashion_mnist.h5"},
+    {"data", "binarize", K_ENUM, F(binarize), 0, 0, "dynamic|static|none", "dynamic"},
+    {"data", "stripes", K_INT, F(stripes), 1, 4096, NULL, "4"},
+    {"data", "train_limit", K_LONG, F(train_limit), 0, 1e12, NULL, "0"},
+    {"data", "valid_limit", K_LONG, F(valid_limit), 0, 1e12, NULL, "0"},
+    {"data", "test_limit", K_LONG, F(test_limit), 0, 1e12, NULL, "0"},
+    {"model", "type", K_ENUM, F(model_type), 0, 0, "vae|hvae", "hvae"},
+    {"model", "likelihood", K_ENUM, F(likelihood), 0, 0, "bernoulli|logistic256", "bernoulli"},
+    {"model", "hidden", K_INT, F(hidden), 1, 100000, NULL, "300"},
+    {"model", "z1", K_INT, F(z1), 1, 4096, NULL, "40"},
+    {"model", "z2", K_INT, F(z2), 1, 4096, NULL, "40"},
+    {"prior", "type", K_ENUM, F(prior), 0, 0, "standard|mog|vampprior|vampprior_data", "vampprior"},
+    {"prior", "components", K_INT, F(components), 1, 100000, NULL, "500"},
+    {"prior", "pseudo_mean", K_FLOAT, F(pseudo_mean), -10, 10, NULL, "0.05"},
+    {"prior", "pseudo_std", K_FLOAT, F(pseudo_std), 0, 10, NULL, "0.01"},
+    {"train", "batch_size", K_INT, F(batch_size), 1, 1000000, NULL, "100"},
+    {"train", "epochs", K_INT, F(epochs), 1, 1000000, NULL, "2000"},
+    {"train", "max_steps", K_LONG, F(max_steps), 0, 1e15, NULL, "0"},
+    {"train", "lr", K_FLOAT, F(lr), 1e-12, 10, NULL, "5e-4"},
+    {"train", "warmup", K_INT, F(warmup), 0, 1000000, NULL, "100"},
+    {"train", "optimizer", K_ENUM, F(optimizer), 0, 0, "adamnormgrad|adam", "adamnormgrad"},
+    {"train", "reduce", K_ENUM, F(reduce), 0, 0, "exact|fast", "exact"},
+    {"train", "patience", K_INT, F(patience), 0, 1000000, NULL, "50"},
+    {"train", "on_nan", K_ENUM, F(on_nan), 0, 0, "stop|skip", "stop"},
+    {"eval", "samples", K_INT, F(eval_samples), 0, 10000000, NULL, "5000"},
+    {"eval", "block", K_INT, F(eval_block), 1, 100000, NULL, "500"},
+    {"eval", "batch", K_INT, F(eval_batch), 1, 100000, NULL, "500"},
+    {"eval", "pictures_every", K_INT, F(pictures_every), 0, 1000000, NULL, "0"},
+    {"checkpoint", "every_steps", K_LONG, F(ckpt_every_steps), 0, 1e15, NULL, "0"},
+    {"checkpoint", "every_minutes", K_DOUBLE, F(ckpt_every_minutes), 0, 1e9, NULL, "30"},
+    {"checkpoint", "keep", K_INT, F(ckpt_keep), 1, 1000, NULL, "2"},
 };
 #undef F
 #define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
-void config_defaults(vamp_config *c)
-{
-    memset(c, 0, sizeof *c);
-    snprintf(c->run_dir, sizeof c->run_dir, "runs/default");
-    c->seed = 1;
-    c->peer_timeout = 600;
-    snprintf(c->data_path, sizeof c->data_path, "data/fashion_mnist.h5");
-    c->binarize = BIN_DYNAMIC;
-    c->stripes = 4;
-    c->model_type = MODEL_HVAE;
-    c->likelihood = LIK_BERNOULLI;
-    c->hidden = 300;
-    c->z1 = 40;
-    c->z2 = 40;
-    c->prior = PRIOR_VAMPPRIOR;
-    c->components = 500;
-    c->pseudo_mean = 0.05f;
-    c->pseudo_std = 0.01f;
-    c->batch_size = 100;
-    c->epochs = 2000;
-    c->lr = 5e-4f;
-    c->warmup = 100;
-    c->optimizer = OPT_ADAMNORMGRAD;
-    c->reduce = REDUCE_EXACT;
-    c->patience = 50;
-    c->eval_samples = 5000;
-    c->eval_block = 500;
-    c->eval_batch = 500;
-    c->ckpt_every_minutes = 30;
-    c->ckpt_keep = 2;
-    snprintf(c->source, sizeof c->source, "(defaults)");
-}
+_Static_assert(sizeof KEYS / sizeof KEYS[0] <= VAMP_CONFIG_KEYS, "raise VAMP_CONFIG_KEYS");
+
+static int set_value(vamp_config *c, const key_def *k, const char *value);
 
 static const char *choice_name(const char *choices, int idx, char *buf, size_t len)
 {
@@ -119,12 +91,22 @@ static const char *allowed(const key_def *k, char *buf, size_t len)
     return buf;
 }
 
+/* Every key at its default (the table's last column, parsed like any value). */
+void config_defaults(vamp_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < NKEYS; i++)
+        if (set_value(c, &KEYS[i], KEYS[i].def) != 0)
+            fprintf(stderr, "vamp_mpi: config.c: the default of %s.%s is not allowed\n", KEYS[i].section, KEYS[i].name);
+    snprintf(c->source, sizeof c->source, "(defaults)");
+}
+
 /* Parses `value` into the field of key k. Returns 0, or -1 if it is not an allowed value. */
 static int set_value(vamp_config *c, const key_def *k, const char *value)
 {
     char *field = (char *)c + k->offset, *end = NULL;
     if (k->kind == K_STRING) {
-        if (!value[0] || strlen(value) >= 1024) return -1;
+        if (!value[0] || strlen(value) >= VAMP_PATH_LEN) return -1;
         strcpy(field, value);
         return 0;
     }
@@ -214,7 +196,7 @@ typedef struct {
     int num;           /* inih's line buffer size */
     size_t too_long;   /* length of line `line` if it does not fit inih's buffer, else 0 */
     int nul;           /* line `line` holds a NUL byte */
-    int set_line[64];  /* line where each key was set in this file, 0 = not yet */
+    int set_line[VAMP_CONFIG_KEYS];  /* line where each key was set in this file, 0 = not yet */
     char *err;
     size_t errlen;
     int failed;
@@ -341,27 +323,36 @@ static int apply_set(vamp_config *c, const char *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Parses a file (f) or a string (text) named `name` in messages into c, over the values already there. */
+static int parse_ini(vamp_config *c, const char *name, FILE *f, const char *text, char *err, size_t errlen)
+{
+    parse_ctx p;
+    memset(&p, 0, sizeof p);
+    p.c = c;
+    p.path = name;
+    p.f = f;
+    p.text = text;
+    p.err = err;
+    p.errlen = errlen;
+    ini_settings();
+    int rc = ini_parse_stream(count_lines, &p, on_key, &p);
+    free(p.buf);
+    return parse_verdict(&p, rc);
+}
+
 int config_load(vamp_config *c, const char *path, const char *const *sets, int nset, char *err, size_t errlen)
 {
     config_defaults(c);
     if (path) {
         snprintf(c->source, sizeof c->source, "%s", path);
-        parse_ctx p;
-        memset(&p, 0, sizeof p);
-        p.c = c;
-        p.path = path;
-        p.err = err;
-        p.errlen = errlen;
-        p.f = fopen(path, "r");
-        if (!p.f) {
+        FILE *f = fopen(path, "r");
+        if (!f) {
             snprintf(err, errlen, "cannot open config file \"%s\": %s", path, strerror(errno));
             return -1;
         }
-        ini_settings();
-        int rc = ini_parse_stream(count_lines, &p, on_key, &p);
-        fclose(p.f);
-        free(p.buf);
-        if (parse_verdict(&p, rc) != 0) return -1;
+        int rc = parse_ini(c, path, f, NULL, err, errlen);
+        fclose(f);
+        if (rc != 0) return -1;
     }
     for (int i = 0; i < nset; i++)
         if (apply_set(c, sets[i], err, errlen) != 0) return -1;
@@ -372,33 +363,30 @@ int config_load_text(vamp_config *c, const char *text, const char *name, char *e
 {
     config_defaults(c);
     snprintf(c->source, sizeof c->source, "%s", name);
-    parse_ctx p;
-    memset(&p, 0, sizeof p);
-    p.c = c;
-    p.path = name;
-    p.text = text;
-    p.err = err;
-    p.errlen = errlen;
-    ini_settings();
-    int rc = ini_parse_stream(count_lines, &p, on_key, &p);
-    return parse_verdict(&p, rc);
+    return parse_ini(c, name, NULL, text, err, errlen);
 }
 
 static void format_value(const vamp_config *c, const key_def *k, char *val, size_t len);
 
-void config_diff(const vamp_config *a, const vamp_config *b, char *out, size_t outlen)
+int config_diff(const vamp_config *a, const vamp_config *b, int *keys, int maxkeys)
 {
-    out[0] = '\0';
-    size_t used = 0;
+    int n = 0;
     for (int i = 0; i < NKEYS; i++) {
-        char va[1100], vb[1100];
+        char va[VAMP_FILE_PATH_LEN], vb[VAMP_FILE_PATH_LEN];
         format_value(a, &KEYS[i], va, sizeof va);
         format_value(b, &KEYS[i], vb, sizeof vb);
         if (strcmp(va, vb) == 0) continue;
-        int n = snprintf(out + used, outlen - used, "%s%s.%s", used ? ", " : "", KEYS[i].section, KEYS[i].name);
-        if (n < 0 || (size_t)n >= outlen - used) return;
-        used += (size_t)n;
+        if (n < maxkeys) keys[n] = i;
+        n++;
     }
+    return n;
+}
+
+const char *config_key_name(int key, char *buf, size_t len)
+{
+    if (key < 0 || key >= NKEYS) snprintf(buf, len, "?");
+    else snprintf(buf, len, "%s.%s", KEYS[key].section, KEYS[key].name);
+    return buf;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -460,7 +448,7 @@ int config_to_ini(const vamp_config *c, char *buf, size_t buflen)
     const char *section = "";
     for (int i = 0; i < NKEYS; i++) {
         const key_def *k = &KEYS[i];
-        char val[1100];
+        char val[VAMP_FILE_PATH_LEN];
         format_value(c, k, val, sizeof val);
         int n = strcmp(section, k->section)
                     ? snprintf(buf + used, buflen - used, "%s[%s]\n%s = %s\n", used ? "\n" : "", k->section, k->name, val)

@@ -157,7 +157,7 @@ static void resume(vamp_trainer *tr, vamp_progress *p, const char *how, const va
         log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", how, p->epoch, p->it, tr->step);
         return;
     }
-    static char list[VAMP_CKPT_MAX][1100];
+    static char list[VAMP_CKPT_MAX][VAMP_FILE_PATH_LEN];
     int rank, n = 0;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     if (rank == 0) n = checkpoint_list(tr->cfg.run_dir, list, VAMP_CKPT_MAX);

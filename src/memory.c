@@ -2,6 +2,7 @@
  * process limits, against an estimate its caller makes. Nothing here allocates or tracks allocations. */
 #include "vamp/memory.h"
 #include "vamp/check.h"
+#include "vamp/config.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -47,7 +48,7 @@ static double proc_kb(const char *file, const char *key)
 /* The first number in a file ("max" or a missing file: -1). */
 static double file_number(const char *dir, const char *name)
 {
-    char path[1300];
+    char path[VAMP_FILE_PATH_LEN + 64]; /* a cgroup directory and a file in it */
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
@@ -61,7 +62,7 @@ static double file_number(const char *dir, const char *name)
 /* "key value" from a cgroup memory.stat; 0 if absent. */
 static double stat_value(const char *dir, const char *key)
 {
-    char path[1300], k[64];
+    char path[VAMP_FILE_PATH_LEN + 64], k[64];
     snprintf(path, sizeof path, "%s/memory.stat", dir);
     FILE *f = fopen(path, "r");
     if (!f) return 0;
@@ -97,7 +98,7 @@ static double cgroup_room(void)
         if (v == 0 && !v2[0]) continue;
         if (v == 1 && !v1[0]) continue;
         for (int tries = 0; tries < 2; tries++) {
-            char dir[1200];
+            char dir[VAMP_FILE_PATH_LEN];
             snprintf(dir, sizeof dir, "%s%s", mount[v], tries == 0 ? sub[v] : "");
             double lim = file_number(dir, limit[v]), use = file_number(dir, usage[v]);
             if (lim < 0 || use < 0) continue;

@@ -2,7 +2,7 @@
  * backward pass of the ELBO for one chunk of rows. The backward pass reads as the forward pass in reverse.
  * It does not loop over batches, talk to other ranks or update parameters. */
 #include "vamp/model.h"
-#include "vamp/check.h"
+#include "vamp/alloc.h"
 #include "vamp/nn.h"
 #include "vamp/prior.h"
 #include "vamp/rng.h"

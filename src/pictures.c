@@ -3,7 +3,7 @@
 #include "vamp/pictures.h"
 #include "vamp/provenance.h"
 #include "vamp/check.h"
-#include "vamp/h5file.h"
+#include "vamp/h5io.h"
 #include "vamp/rng.h"
 
 #include <errno.h>
@@ -53,9 +53,9 @@ int png_write_grid(const char *path, const float *images, int n, int h, int w, i
             }
     }
     for (int y = 0; y < H; y++) rowp[y] = pix + (size_t)y * W;
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    char *image = NULL; /* the PNG is made in memory, then put in place (h5io.h) */
+    size_t len = 0;
+    FILE *f = open_memstream(&image, &len);
     int ok = f != NULL;
     png_structp png = ok ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_quiet_error, png_quiet_warning) : NULL;
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -74,14 +74,10 @@ int png_write_grid(const char *path, const float *images, int n, int h, int w, i
     if (f && fclose(f) != 0) ok = 0;
     free(rowp);
     free(pix);
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
-        int e = errno;
-        unlink(tmp);
-        errno = e ? e : EIO;
-        return -1;
-    }
-    return 0;
+    if (ok) ok = io_put(path, NULL, image, len) == 0;
+    else errno = errno ? errno : EIO;
+    free(image);
+    return ok ? 0 : -1;
 }
 
 static int write_h5_array(hid_t f, const char *name, const float *x, int n, int h, int w)
@@ -96,7 +92,7 @@ void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, con
     trainer_prior_components(t);
     vamp_provenance prov;
     provenance_collect(&prov, t->comm);
-    char msg[1400] = "";
+    char msg[VAMP_MSG_LEN] = "";
     if (t->rank == 0) {
         const size_t D = m->D;
         const int Zt = m->Ztop, Z1 = m->Z1, h = data->height, w = data->width;
@@ -152,7 +148,7 @@ void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, con
                     pseudo[(size_t)k * D + d] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
                 }
         }
-        char path[1200];
+        char path[VAMP_FILE_PATH_LEN];
         snprintf(path, sizeof path, "%s/%ssamples.png", dir, prefix);
         int ok = png_write_grid(path, samples, NPICS, h, w, 10) == 0;
         if (ok) {
@@ -173,7 +169,7 @@ void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, con
                  write_h5_array(f, "reconstructions", recon, nrec, h, w) == 0 &&
                  (!pseudo || write_h5_array(f, "pseudo_inputs", pseudo, npseudo, h, w) == 0);
             if (!ok && f >= 0) H5Fclose(f);
-            if (ok) ok = h5file_put(f, path) == 0;
+            if (ok) ok = h5file_put(f, path, NULL) == 0;
         }
         if (!ok) snprintf(msg, sizeof msg, "cannot write \"%s\": %s", path, strerror(errno ? errno : EIO));
         free(pseudo);
@@ -183,6 +179,5 @@ void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, con
         free(z);
         free(samples);
     }
-    CHECK_MPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, t->comm));
-    if (msg[0]) vamp_exit_error(t->comm, 1, "%s", msg);
+    io_agree_or_exit(t->comm, msg, 1);
 }

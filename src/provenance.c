@@ -2,6 +2,7 @@
 #include "vamp/provenance.h"
 #include "vamp/build_info.h"
 #include "vamp/check.h"
+#include "vamp/h5io.h"
 
 #include <cblas.h>
 #include <stddef.h>
@@ -37,21 +38,6 @@ void provenance_collect(vamp_provenance *p, MPI_Comm comm)
     CHECK_MPI(MPI_Bcast(p, (int)sizeof *p, MPI_BYTE, 0, comm));
 }
 
-/* A variable-length UTF-8 string: h5py reads it as str (a fixed-length one comes back as bytes). */
-static int write_utf8_attr(hid_t loc, const char *name, const char *value)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    if (type < 0) return -1;
-    hid_t space = H5Screate(H5S_SCALAR);
-    int ok = space >= 0 && H5Tset_size(type, H5T_VARIABLE) >= 0 && H5Tset_cset(type, H5T_CSET_UTF8) >= 0;
-    hid_t attr = ok ? H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
-    ok = attr >= 0 && H5Awrite(attr, type, &value) >= 0;
-    if (attr >= 0 && H5Aclose(attr) < 0) ok = 0;
-    if (space >= 0 && H5Sclose(space) < 0) ok = 0;
-    if (H5Tclose(type) < 0) ok = 0;
-    return ok ? 0 : -1;
-}
-
 /* The string fields: attribute name (the label in logs and --version is the name without "build_"). */
 static const struct {
     const char *attr;
@@ -71,14 +57,10 @@ static const char *field(const vamp_provenance *p, size_t i) { return (const cha
 
 int provenance_write_attrs(hid_t loc, const vamp_provenance *p)
 {
-    int ok = 1;
-    for (size_t i = 0; ok && i < N_STRING_FIELDS; i++) ok = write_utf8_attr(loc, STRING_FIELDS[i].attr, field(p, i)) == 0;
-    hid_t space = ok ? H5Screate(H5S_SCALAR) : -1;
-    hid_t attr = space >= 0 ? H5Acreate2(loc, "ranks", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
-    ok = attr >= 0 && H5Awrite(attr, H5T_NATIVE_INT, &p->ranks) >= 0;
-    if (attr >= 0 && H5Aclose(attr) < 0) ok = 0;
-    if (space >= 0 && H5Sclose(space) < 0) ok = 0;
-    return ok ? 0 : -1;
+    /* variable-length UTF-8 strings: h5py reads them as str (a fixed-length one comes back as bytes) */
+    for (size_t i = 0; i < N_STRING_FIELDS; i++)
+        if (h5_attr_utf8(loc, STRING_FIELDS[i].attr, field(p, i)) != 0) return -1;
+    return h5_attr_i32(loc, "ranks", p->ranks);
 }
 
 void provenance_print(FILE *out, const char *prefix, const vamp_provenance *p)

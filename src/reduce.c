@@ -3,23 +3,27 @@
 #include "vamp/reduce.h"
 #include "vamp/vector.h"
 #include "vamp/check.h"
+#include "vamp/testhooks.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Elements per MPI call. Module state only so that a test can exercise the split path without 8 GB buffers. */
-static size_t max_count = INT_MAX / 2;
+/* Elements per MPI call: below INT_MAX with room to spare (a test may lower it: testhooks.h). */
+static size_t max_count(void)
+{
+    size_t n = testhook_reduce_max_count();
+    return n ? n : INT_MAX / 2;
+}
 
-void reducer_set_max_count(size_t n) { max_count = n ? n : INT_MAX / 2; }
-
-/* reducer_sum_owned moves chunk slices to their owners when no rank holds more than this many chunks. Module
- * state only so that a test can exercise both paths on any rank count. */
-enum { OWNER_MAX_CHUNKS = 2 };
-static int owner_max_chunks = OWNER_MAX_CHUNKS;
-
-void reducer_set_owner_max_chunks(int n) { owner_max_chunks = n >= 0 ? n : OWNER_MAX_CHUNKS; }
+/* reducer_sum_owned moves chunk slices to their owners when no rank holds more than this many chunks (a test may
+ * change it: testhooks.h). */
+static int owner_max_chunks(void)
+{
+    int n = testhook_reduce_owner_max_chunks();
+    return n >= 0 ? n : 2;
+}
 
 enum {
     BLOCK = 2048,                /* accumulator elements kept in L1 while every local chunk is added into them */
@@ -68,28 +72,20 @@ void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, 
 
 void reducer_free(vamp_reducer *r)
 {
-    free(r->acc);
-    free(r->acc_own);
-    free(r->fsum);
-    free(r->slices_in);
-    free(r->slices);
-    free(r->nlocal_of);
-    free(r->sendcounts);
-    free(r->recvcounts);
-    free(r->recvdispls);
-    free(r->maxbits);
-    free(r->exps);
-    free(r->counts);
-    free(r->displs);
+    void *owned[] = {r->acc,       r->acc_own,    r->fsum,       r->slices_in, (void *)r->slices,
+                     r->nlocal_of, r->sendcounts, r->recvcounts, r->recvdispls, r->maxbits,
+                     r->exps,      r->counts,     r->displs};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) free(owned[i]);
     memset(r, 0, sizeof *r);
 }
 
-/* Collective. In-place MPI_SUM of n elements of `type` (elem bytes each), at most max_count per call. */
+/* Collective. In-place MPI_SUM of n elements of `type` (elem bytes each), at most max_count() per call. */
 static void allreduce_sum_split(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Comm comm)
 {
     char *p = buf;
+    const size_t most = max_count();
     for (size_t done = 0; done < n;) {
-        size_t c = n - done < max_count ? n - done : max_count;
+        size_t c = n - done < most ? n - done : most;
         CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, p + done * elem, (int)c, type, MPI_SUM, comm));
         done += c;
     }
@@ -314,7 +310,7 @@ int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlo
         CHECK_MPI(MPI_Allgather(&nlocal, 1, MPI_INT, r->nlocal_of, 1, MPI_INT, r->comm));
         for (int q = 0; q < r->size; q++) nlocal_max = r->nlocal_of[q] > nlocal_max ? r->nlocal_of[q] : nlocal_max;
     }
-    if (r->size == 1 || (nlocal_max <= owner_max_chunks && r->owner_fits))
+    if (r->size == 1 || (nlocal_max <= owner_max_chunks() && r->owner_fits))
         return sum_by_owner(r, out, chunks, nlocal, nlocal_max, nglobal);
     int bad = round_local_chunks(r, chunks, nlocal, nglobal);
     /* 4. reduce-scatter of the grid integers: exact in any order, as the allreduce */

@@ -1,5 +1,7 @@
 /* Run directory, config.ini and metrics.csv (rank 0 writes; errors are agreed on by every rank). */
 #include "vamp/runlog.h"
+#include "vamp/config.h"
+#include "vamp/h5io.h"
 #include "vamp/check.h"
 
 #include <ctype.h>
@@ -59,7 +61,7 @@ static void remove_stale_temporaries(const char *dir, MPI_Comm comm)
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!is_temporary(e->d_name)) continue;
-        char path[1400];
+        char path[VAMP_FILE_PATH_LEN];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
         if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0)
@@ -72,7 +74,7 @@ void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm)
 {
     int rank;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
-    char msg[1400] = "";
+    char msg[VAMP_MSG_LEN] = "";
     if (rank == 0) {
         int err = run_dir_make(dir);
         if (err) {
@@ -80,20 +82,13 @@ void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm)
                      strerror(err));
         } else {
             remove_stale_temporaries(dir, comm);
-            char path[1100], tmp[1120];
+            char path[VAMP_FILE_PATH_LEN];
             snprintf(path, sizeof path, "%s/config.ini", dir);
-            snprintf(tmp, sizeof tmp, "%s.tmp", path);
-            FILE *f = fopen(tmp, "w");
-            int ok = f && fputs(config_ini, f) >= 0;
-            if (f && fclose(f) != 0) ok = 0;
-            if (!ok || rename(tmp, path) != 0) {
+            if (io_put(path, NULL, config_ini, strlen(config_ini)) != 0)
                 snprintf(msg, sizeof msg, "cannot write \"%s\": %s", path, strerror(errno));
-                unlink(tmp);
-            }
         }
     }
-    CHECK_MPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, comm));
-    if (msg[0]) vamp_input_error(comm, "%s", msg);
+    io_agree_or_exit(comm, msg, VAMP_EXIT_INPUT);
 }
 
 void metrics_open(vamp_metrics *m, const char *dir, int first_epoch, MPI_Comm comm)
@@ -101,9 +96,9 @@ void metrics_open(vamp_metrics *m, const char *dir, int first_epoch, MPI_Comm co
     int rank;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     m->f = NULL;
-    char msg[1200] = "";
+    char msg[VAMP_MSG_LEN] = "";
     if (rank == 0) {
-        char path[1100];
+        char path[VAMP_FILE_PATH_LEN];
         snprintf(path, sizeof path, "%s/metrics.csv", dir);
         char *keep = NULL; /* rows of epochs before first_epoch, when resuming */
         size_t klen = 0;
@@ -127,8 +122,7 @@ void metrics_open(vamp_metrics *m, const char *dir, int first_epoch, MPI_Comm co
         }
         free(keep);
     }
-    CHECK_MPI(MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, comm));
-    if (msg[0]) vamp_exit_error(comm, 1, "%s", msg);
+    io_agree_or_exit(comm, msg, 1);
 }
 
 void metrics_row(vamp_metrics *m, int epoch, long step, double beta, double tl, double tre, double tkl, double vl,

@@ -3,6 +3,7 @@
  * write files or print: main.c does. */
 #include "vamp/train.h"
 #include "vamp/check.h"
+#include "vamp/testhooks.h"
 #include "vamp/memory.h"
 #include "vamp/rng.h"
 #include "vamp/runlog.h"
@@ -173,8 +174,7 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
         t->perm[i] = xmalloc((size_t)len * sizeof(uint32_t));
     }
     t->chunk_stats = xcalloc((size_t)t->nloc * 2 * sizeof(double));
-    const char *inject = getenv("VAMP_INJECT_NAN_STEP"); /* tests: a non-finite gradient at that step */
-    t->inject_nan_step = inject ? atol(inject) : 0;
+    t->inject_nan_step = testhook_nan_step();
     t->perm_epoch = -1;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vamp/check.h"
+#include "vamp/testhooks.h"
 #include "vamp/reduce.h"
 #include "vamp/rng.h"
 
@@ -76,7 +77,7 @@ int main(int argc, char **argv)
     float *const *mine = all + rank * per;
 
     for (int split = 0; split < 2; split++) {
-        reducer_set_max_count(split ? 100 : 0);
+        testhook_set_reduce_max_count(split ? 100 : 0);
         vamp_reducer r;
         reducer_init(&r, &l, REDUCE_EXACT, MPI_COMM_WORLD);
         check(reducer_sum(&r, out, mine, per, NCHUNK) == -1, "exact: all finite reported");
@@ -104,7 +105,7 @@ int main(int argc, char **argv)
         check(worst < 1e-5, "fast: within 1e-5 of the double sum");
         reducer_free(&r);
     }
-    reducer_set_max_count(0);
+    testhook_set_reduce_max_count(0);
     for (size_t i = l.t[3].offset; i < l.t[3].offset + l.t[3].size; i++) check(ref[i] == 0.0f, "zero tensor stays zero");
 
     /* owned tensors: the partition covers every tensor once; both exact paths (chunks moved to their owners, or
@@ -112,7 +113,7 @@ int main(int argc, char **argv)
      * together */
     for (int mode = 0; mode < 3; mode++) {
         const int fast = mode == 2;
-        reducer_set_owner_max_chunks(mode == 0 ? NCHUNK : 0);
+        testhook_set_reduce_owner_max_chunks(mode == 0 ? NCHUNK : 0);
         const char *path = fast ? "fast" : mode == 0 ? "exact, by owner" : "exact, reduce-scatter";
         char what[160];
         vamp_reducer r;
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
     check(a_ok, "a NaN leaves the other tensors exact");
     for (int mode = 0; mode < 3; mode++) { /* every rank hears of it, whoever owns tensor b */
         const int fast = mode == 2;
-        reducer_set_owner_max_chunks(mode == 0 ? NCHUNK : 0);
+        testhook_set_reduce_owner_max_chunks(mode == 0 ? NCHUNK : 0);
         vamp_reducer ro;
         reducer_init(&ro, &l, fast ? REDUCE_FAST : REDUCE_EXACT, MPI_COMM_WORLD);
         for (size_t i = 0; i < N; i++) out[i] = 0.0f;
@@ -187,7 +188,7 @@ int main(int argc, char **argv)
                   "owned: a NaN leaves the other tensors exact");
         reducer_free(&ro);
     }
-    reducer_set_owner_max_chunks(-1);
+    testhook_set_reduce_owner_max_chunks(-1);
     reducer_free(&r);
 
     double local[NCHUNK / 1 * 2], sum[2], want[2] = {0, 0};

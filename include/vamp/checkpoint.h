@@ -83,6 +83,6 @@ int checkpoint_read(const char *path, vamp_trainer *t, vamp_progress *p, const v
 
 /* Not collective. Checkpoint files of dir, newest first (the one `latest` names, then by step, descending).
  * Returns how many were found (at most max). Temporary files (".tmp") are never listed. */
-int checkpoint_list(const char *dir, char (*paths)[1100], int max);
+int checkpoint_list(const char *dir, char (*paths)[VAMP_FILE_PATH_LEN], int max);
 
 #endif

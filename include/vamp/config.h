@@ -7,6 +7,11 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#define VAMP_PATH_LEN 1024 /* a configured path (run.dir, data.path): at most 1023 characters and the NUL */
+/* A file named in such a directory, its temporary name included ("<run.dir>/ckpt-<step>.h5.tmp"): every buffer that
+ * holds a path vamp_mpi builds has this size. */
+#define VAMP_FILE_PATH_LEN (VAMP_PATH_LEN + 256)
+
 typedef enum { MODEL_VAE = 0, MODEL_HVAE = 1 } vamp_model_type;
 typedef enum { LIK_BERNOULLI = 0, LIK_LOGISTIC256 = 1 } vamp_likelihood;
 typedef enum { PRIOR_STANDARD = 0, PRIOR_MOG = 1, PRIOR_VAMPPRIOR = 2, PRIOR_VAMPPRIOR_DATA = 3 } vamp_prior_type;
@@ -17,11 +22,11 @@ typedef enum { ONNAN_STOP = 0, ONNAN_SKIP = 1 } vamp_on_nan;
 
 typedef struct {
     /* [run] */
-    char run_dir[1024];       /* run.dir: output directory (created), default "runs/default" */
+    char run_dir[VAMP_PATH_LEN];       /* run.dir: output directory (created), default "runs/default" */
     uint64_t seed;            /* run.seed: default 1 */
     double peer_timeout;      /* run.peer_timeout: seconds a rank waits in one MPI call before ending the job (0 = forever), default 600 */
     /* [data] */
-    char data_path[1024];     /* data.path: HDF5 from vamp_prepare, default "data/fashion_mnist.h5" */
+    char data_path[VAMP_PATH_LEN];     /* data.path: HDF5 from vamp_prepare, default "data/fashion_mnist.h5" */
     vamp_binarize binarize;   /* data.binarize: dynamic|static|none, default dynamic */
     int stripes;              /* data.stripes: fixed data stripes; ranks must divide it; default 4 */
     long train_limit;         /* data.train_limit: use only the first N training rows (0 = all), default 0 */
@@ -58,7 +63,7 @@ typedef struct {
     double ckpt_every_minutes;/* checkpoint.every_minutes: 0 = off, default 30 */
     int ckpt_keep;            /* checkpoint.keep: default 2 */
 
-    char source[1024];        /* the config file name, for messages */
+    char source[VAMP_PATH_LEN];        /* the config file name, for messages */
 } vamp_config;
 
 /* Fill with defaults. */
@@ -75,8 +80,12 @@ int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen);
 /* Parse INI text (e.g. the config stored in a checkpoint), named `name` in messages; no --set. */
 int config_load_text(vamp_config *c, const char *text, const char *name, char *err, size_t errlen);
 
-/* Keys whose values differ between a and b, as "section.key" separated by ", " (empty: none). */
-void config_diff(const vamp_config *a, const vamp_config *b, char *out, size_t outlen);
+/* How many keys differ between a and b (0: none); the first maxkeys of them go to keys[], as key indices in the
+ * order of the key table (the order of config_to_ini). */
+int config_diff(const vamp_config *a, const vamp_config *b, int *keys, int maxkeys);
+/* "section.key" of key index `key` (from config_diff) in buf; "?" for an index out of range. */
+const char *config_key_name(int key, char *buf, size_t len);
+#define VAMP_CONFIG_KEYS 64 /* at least the number of keys: enough room for config_diff's keys[] */
 
 /* The resolved configuration as INI text ("[section]\nkey = value\n..."), every key, parseable by
  * config_load. Returns bytes written (excluding NUL) or -1 if buf is too small. */

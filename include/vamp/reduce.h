@@ -46,7 +46,8 @@ void reducer_free(vamp_reducer *r);
  * nglobal is the total number of chunks over all ranks (for headroom). Chunks are not modified.
  * exact: a tensor holding a NaN or Inf in any chunk comes out as NaN everywhere (its scale would be meaningless).
  * Returns the index of the first tensor of out that is not finite, or -1: the same on every rank.
- * Counts above INT_MAX are split into several MPI calls. */
+ * Each MPI call carries at most INT_MAX / 2 elements (a larger sum is split into several calls; the layout itself
+ * is limited to INT_MAX elements by reducer_init). */
 int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nglobal);
 
 /* Collective. As reducer_sum, but only the tensors this rank owns ([t_lo, t_hi)) are summed, into out, which
@@ -60,12 +61,6 @@ int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlo
 
 /* Collective. Every rank's owned tensors of buf (layout->total) are copied to every other rank. */
 void reducer_allgather_owned(vamp_reducer *r, float *buf);
-
-/* For tests: take the owner path when no rank holds more than n chunks (n < 0 restores the default, 2). */
-void reducer_set_owner_max_chunks(int n);
-
-/* For tests: split MPI calls at n elements instead of INT_MAX/2 (0 restores the default). */
-void reducer_set_max_count(size_t n);
 
 /* Collective. Sums per-chunk double values in global chunk order: this rank holds chunks
  * [rank*nlocal, (rank+1)*nlocal) (equal nlocal on every rank), local[c*nvals + v]. out (nvals) on every rank.
