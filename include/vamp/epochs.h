@@ -1,6 +1,6 @@
 /* The training schedule around the step: where to start (the resume policy), the epoch loop with its
  * validation, metrics rows, periodic and best checkpoints, stop signals, non-finite gradients and early stopping.
- * It does not evaluate on the test set or write final.h5 (main.c does, after it). */
+ * It does not evaluate on the test set or write final.h5 (results.c does, after it). */
 #ifndef VAMP_EPOCHS_H
 #define VAMP_EPOCHS_H
 
