@@ -159,12 +159,15 @@ static int run_eval(const vamp_config *cfg, vamp_data *data, const char *params_
     vamp_provenance prov;
     provenance_collect(&prov, comm);
     if (rank == 0) provenance_print(stdout, "build ", &prov);
-    char out[1200], dir[1100];
+    char out[1200], dir[1100]; /* eval.h5 and the pictures go beside the parameters */
     const char *slash = strrchr(params_path, '/');
-    if (slash) snprintf(out, sizeof out, "%.*s/eval.h5", (int)(slash - params_path), params_path);
-    else snprintf(out, sizeof out, "eval.h5");
-    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - params_path), params_path);
-    else snprintf(dir, sizeof dir, ".");
+    if (slash) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - params_path), params_path);
+        snprintf(out, sizeof out, "%s/eval.h5", dir);
+    } else {
+        snprintf(dir, sizeof dir, ".");
+        snprintf(out, sizeof out, "eval.h5");
+    }
     results_write(&tr, data, ini, NULL, 0, out, dir, "eval_");
     trainer_free(&tr);
     return 0;
