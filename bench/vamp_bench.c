@@ -43,8 +43,7 @@ static void synthetic_split(vamp_split *s, long n, int S, int rank, int size, si
 {
     s->n = n;
     s->stripes = S;
-    s->stripe_lo = rank * (S / size);
-    s->stripe_hi = (rank + 1) * (S / size);
+    plan_rank_stripes(S, size, rank, &s->stripe_lo, &s->stripe_hi);
     s->row_lo = stripe_start(n, S, s->stripe_lo);
     s->row_hi = stripe_start(n, S, s->stripe_hi);
     size_t rows = (size_t)(s->row_hi - s->row_lo);
@@ -74,6 +73,18 @@ static double step_flops(const vamp_model *m, int B, double *is_flops_per_sample
     }
     *is_flops_per_sample = is;
     return data + pseudo;
+}
+
+/* Parameters (= gradient floats) of the default hvae with a VampPrior on images of D pixels. */
+static size_t hvae_vampprior_params(size_t D)
+{
+    vamp_config c;
+    config_defaults(&c);
+    c.model_type = MODEL_HVAE;
+    c.prior = PRIOR_VAMPPRIOR;
+    vamp_model m;
+    model_init(&m, &c, D);
+    return m.layout.total; /* model_init allocates nothing */
 }
 
 static double max_over_ranks(double v, MPI_Comm comm)
@@ -140,6 +151,45 @@ static void overlap_probe(MPI_Comm comm, size_t n)
     free(buf);
 }
 
+/* One model with train.reduce = exact (red 0, also the IS log-likelihood) or fast (red 1): the table row. */
+static void bench_reduction(const char *name, const vamp_config *base, vamp_data *d, int red, int steps, double peak,
+                            MPI_Comm comm)
+{
+    vamp_config c = *base;
+    int rank, size;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    CHECK_MPI(MPI_Comm_size(comm, &size));
+    c.reduce = red ? REDUCE_FAST : REDUCE_EXACT;
+    vamp_trainer t;
+    trainer_init(&t, &c, d, comm);
+    for (int i = 0; i < 3; i++) trainer_step(&t, 1, i); /* warm up */
+    t.t_prior = t.t_forward = t.t_backward = t.t_reduce = t.t_optim = 0;
+    CHECK_MPI(MPI_Barrier(comm));
+    double t0 = wall_seconds();
+    for (int i = 0; i < steps; i++) trainer_step(&t, 1, 3 + i % (t.steps_per_epoch - 3));
+    double step = max_over_ranks((wall_seconds() - t0) / steps, comm);
+    double is_fps;
+    double flops = step_flops(&t.model, c.batch_size, &is_fps);
+    double ph[5] = {t.t_prior, t.t_forward, t.t_backward, t.t_reduce, t.t_optim};
+    for (int k = 0; k < 5; k++) ph[k] = max_over_ranks(ph[k] / steps, comm) * 1e3;
+    double gf = flops / step * 1e-9;
+    log0(comm, "%-15s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
+         step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
+    if (red == 0) {
+        log0(comm, "%-15s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
+             t.model.layout.total);
+        int S = 5000;
+        float *per_image = rank == 0 ? xmalloc((size_t)d->test.n * sizeof(float)) : NULL;
+        double e0 = wall_seconds();
+        eval_log_likelihood(&t, &d->test, S, c.eval_block, per_image, 0);
+        free(per_image);
+        double per = max_over_ranks(wall_seconds() - e0, comm) / ((double)d->test.n / size);
+        log0(comm, "%-15s IS log-likelihood, S = %d: %.3f s per image per rank, %.1f GFLOP/s (%.0f%% of peak)\n",
+             "", S, per, is_fps * S / per * 1e-9, 100.0 * is_fps * S / per * 1e-9 / peak);
+    }
+    trainer_free(&t);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -178,40 +228,12 @@ int main(int argc, char **argv)
         d.height = d.width = 28;
         synthetic_split(&d.train, 4000, c.stripes, rank, size, D, 1);
         synthetic_split(&d.test, 8, c.stripes, rank, size, D, 2);
-        for (int red = 0; red < 2; red++) {
-            c.reduce = red ? REDUCE_FAST : REDUCE_EXACT;
-            vamp_trainer t;
-            trainer_init(&t, &c, &d, comm);
-            for (int i = 0; i < 3; i++) trainer_step(&t, 1, i); /* warm up */
-            t.t_prior = t.t_forward = t.t_backward = t.t_reduce = t.t_optim = 0;
-            CHECK_MPI(MPI_Barrier(comm));
-            double t0 = wall_seconds();
-            for (int i = 0; i < steps; i++) trainer_step(&t, 1, 3 + i % (t.steps_per_epoch - 3));
-            double step = max_over_ranks((wall_seconds() - t0) / steps, comm);
-            double is_fps;
-            double flops = step_flops(&t.model, c.batch_size, &is_fps);
-            double ph[5] = {t.t_prior, t.t_forward, t.t_backward, t.t_reduce, t.t_optim};
-            for (int k = 0; k < 5; k++) ph[k] = max_over_ranks(ph[k] / steps, comm) * 1e3;
-            double gf = flops / step * 1e-9;
-            log0(comm, "%-15s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
-                 step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
-            if (red == 0) {
-                log0(comm, "%-15s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
-                     t.model.layout.total);
-                int S = 5000;
-                double e0 = wall_seconds();
-                eval_log_likelihood(&t, &d.test, S, c.eval_block, rank == 0 ? xmalloc(8 * sizeof(float)) : NULL, 0);
-                double per = max_over_ranks(wall_seconds() - e0, comm) / (8.0 / size);
-                log0(comm, "%-15s IS log-likelihood, S = %d: %.3f s per image per rank, %.1f GFLOP/s (%.0f%% of peak)\n",
-                     "", S, per, is_fps * S / per * 1e-9, 100.0 * is_fps * S / per * 1e-9 / peak);
-            }
-            trainer_free(&t);
-        }
+        for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, comm);
         data_free(&d);
     }
     if (size > 1) {
         allreduce_times(comm, size);
-        overlap_probe(comm, 2823024); /* the hvae + vampprior gradient */
+        overlap_probe(comm, hvae_vampprior_params(D)); /* as large as the hvae + vampprior gradient */
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -411,7 +411,7 @@ int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen)
     if (c->likelihood == LIK_LOGISTIC256 && c->binarize != BIN_NONE)
         return fail(err, errlen, "%s: [model] likelihood = logistic256 models grey levels: set [data] binarize = none "
                     "(it is %s)", src, c->binarize == BIN_DYNAMIC ? "dynamic" : "static");
-    if ((c->prior == PRIOR_VAMPPRIOR || c->prior == PRIOR_VAMPPRIOR_DATA) && c->components < c->stripes)
+    if (config_prior_is_vamp(c->prior) && c->components < c->stripes)
         return fail(err, errlen, "%s: [prior] components = %d is smaller than [data] stripes = %d (the pseudo-inputs "
                     "are cut into one chunk per stripe)", src, c->components, c->stripes);
     if (c->eval_samples > 0 && c->eval_samples % c->eval_block != 0)
@@ -467,3 +467,5 @@ const char *config_prior_name(vamp_prior_type p)
     static const char *names[] = {"standard", "mog", "vampprior", "vampprior_data"};
     return names[p];
 }
+
+int config_prior_is_vamp(vamp_prior_type p) { return p == PRIOR_VAMPPRIOR || p == PRIOR_VAMPPRIOR_DATA; }

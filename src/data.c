@@ -15,7 +15,31 @@
 #include <zlib.h>
 #include <unistd.h>
 
-long stripe_start(long n, int S, int s) { return (long)((long long)s * n / S); }
+/* Moves b to its first row that lies inside a stripe this rank holds, or ends the loop. */
+static void block_settle(const vamp_split *sp, vamp_block *b)
+{
+    const int nloc = sp->stripe_hi - sp->stripe_lo;
+    long end = b->i < nloc ? stripe_start(sp->n, sp->stripes, sp->stripe_lo + b->i + 1) : 0;
+    while (b->i < nloc && b->row >= end) {
+        b->i++;
+        b->row = end;
+        end = b->i < nloc ? stripe_start(sp->n, sp->stripes, sp->stripe_lo + b->i + 1) : 0;
+    }
+    b->rows = b->i < nloc ? (int)(end - b->row < b->B ? end - b->row : b->B) : 0;
+}
+
+vamp_block block_first(const vamp_split *sp, int B)
+{
+    vamp_block b = {0, stripe_start(sp->n, sp->stripes, sp->stripe_lo), 0, B};
+    block_settle(sp, &b);
+    return b;
+}
+
+void block_next(const vamp_split *sp, vamp_block *b)
+{
+    b->row += b->rows;
+    block_settle(sp, b);
+}
 
 void binarize_row(float *x_out, const float *x, size_t D, uint64_t seed, uint32_t purpose, uint32_t epoch,
                   long global_row)
@@ -247,9 +271,7 @@ static split_info plan_split(vamp_split *sp, hid_t f, const vamp_config *c, cons
     if (sp->n < c->stripes)
         vamp_input_error(comm, "%s: dataset /%s has %ld rows, fewer than data.stripes = %d", c->data_path, name,
                          sp->n, c->stripes);
-    int per = c->stripes / size;
-    sp->stripe_lo = rank * per;
-    sp->stripe_hi = (rank + 1) * per;
+    plan_rank_stripes(c->stripes, size, rank, &sp->stripe_lo, &sp->stripe_hi);
     sp->row_lo = stripe_start(sp->n, sp->stripes, sp->stripe_lo);
     sp->row_hi = stripe_start(sp->n, sp->stripes, sp->stripe_hi);
     return si;
@@ -275,26 +297,9 @@ static void read_split(vamp_split *sp, split_info si, const vamp_config *c, cons
         }
 }
 
-void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm)
+/* Collective (every rank reads the same): the root attributes format, version, height, width, kind, source. */
+static void read_root_attrs(vamp_data *d, hid_t f, const char *path, MPI_Comm comm)
 {
-    memset(d, 0, sizeof *d);
-    vamp_h5_quiet();
-    int size;
-    CHECK_MPI(MPI_Comm_size(comm, &size));
-    if (c->stripes < 1 || c->stripes % size != 0) /* config_validate says so first; this keeps rows from being lost */
-        vamp_input_error(comm, "[data] stripes = %d is not divisible by the %d ranks", c->stripes, size);
-    const char *path = c->data_path;
-    if (access(path, R_OK) != 0)
-        vamp_input_error(comm, "cannot open data file \"%s\": %s (make it with vamp_prepare)", path, strerror(errno));
-    if (H5Fis_hdf5(path) <= 0)
-        vamp_input_error(comm, "data file \"%s\" is not an HDF5 file", path);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    CHECK_H5(fapl);
-    CHECK_H5(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    if (f < 0) vamp_input_error(comm, "cannot open data file \"%s\" with parallel HDF5", path);
-
     char fmt[64] = "", kind[64] = "", val[80], why[96];
     long version = 0, hw[2] = {0, 0};
     int ok = read_string_attr(f, "format", fmt, sizeof fmt) == 0;
@@ -329,6 +334,29 @@ void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm)
     if ((double)hw[0] * (double)hw[1] > VAMP_MAX_PIXELS)
         vamp_input_error(comm, "%s: attributes height x width = %ld x %ld: images of more than %d pixels are not "
                          "supported", path, hw[0], hw[1], VAMP_MAX_PIXELS);
+}
+
+void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm)
+{
+    memset(d, 0, sizeof *d);
+    vamp_h5_quiet();
+    int size;
+    CHECK_MPI(MPI_Comm_size(comm, &size));
+    if (c->stripes < 1 || c->stripes % size != 0) /* config_validate says so first; this keeps rows from being lost */
+        vamp_input_error(comm, "[data] stripes = %d is not divisible by the %d ranks", c->stripes, size);
+    const char *path = c->data_path;
+    if (access(path, R_OK) != 0)
+        vamp_input_error(comm, "cannot open data file \"%s\": %s (make it with vamp_prepare)", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0)
+        vamp_input_error(comm, "data file \"%s\" is not an HDF5 file", path);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    CHECK_H5(fapl);
+    CHECK_H5(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0) vamp_input_error(comm, "cannot open data file \"%s\" with parallel HDF5", path);
+
+    read_root_attrs(d, f, path, comm);
 
     const char *names[3] = {"train", "valid", "test"};
     vamp_split *sp[3] = {&d->train, &d->valid, &d->test};

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "vamp/liveness.h"
 #include "vamp/check.h"
+#include "vamp/config.h"
 #include "vamp/runlog.h"
 
 #include <errno.h>
@@ -25,8 +26,8 @@ typedef struct {
 } lock_holder;
 
 static struct {
-    char path[1024 + 32]; /* the lock file, "" when this process does not hold one (run.dir is < 1024 bytes) */
-    char dir[1024];
+    char path[VAMP_FILE_PATH_LEN + 32]; /* the lock file, "" when this process does not hold one */
+    char dir[VAMP_FILE_PATH_LEN];
     int created_dir;
     lock_holder me;
     char others[2048]; /* the other ranks' hosts, for the watchdog's message */
@@ -248,7 +249,7 @@ void liveness_start(const char *run_dir, double peer_timeout_s, MPI_Comm comm)
     holder_of_this_process(&L.me);
     L.peer_timeout = peer_timeout_s;
     describe_other_hosts(comm, size);
-    char err[4096] = {0};
+    char err[3 * VAMP_FILE_PATH_LEN + 1024] = {0};
     int status = 0; /* 0 taken, 1 refused (input), -1 cannot (runtime) */
     if (L.rank == 0) {
         snprintf(L.dir, sizeof L.dir, "%s", run_dir);

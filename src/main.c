@@ -1,13 +1,13 @@
 /* vamp_mpi: trains a VAE/HVAE with a VampPrior (or a standard / MoG prior) data-parallel over MPI, or
- * evaluates a trained one (--eval). Only wiring: arguments -> config -> data -> trainer -> epoch loop with
- * early stopping -> test evaluation -> final.h5. */
+ * evaluates a trained one (--eval). Only wiring: arguments -> config -> data, then run_eval (trainer ->
+ * saved parameters -> results_write) or run_training (trainer -> resume -> train_epochs -> results_write). */
 #include "vamp/check.h"
 #include "vamp/checkpoint.h"
 #include "vamp/config.h"
 #include "vamp/data.h"
-#include "vamp/eval.h"
-#include "vamp/pictures.h"
+#include "vamp/epochs.h"
 #include "vamp/provenance.h"
+#include "vamp/results.h"
 #include "vamp/build_info.h"
 #include "vamp/runlog.h"
 #include "vamp/train.h"
@@ -144,117 +144,111 @@ static void eval_paths(const char *eval_path, char *params, char *cfg, size_t le
     }
 }
 
-/* Collective. --resume auto: the newest valid checkpoint of run.dir, falling back to older damaged ones (and
- * saying why); none there: a fresh start. A checkpoint refused for this run (changed keys, other data, older
- * format) stops the program: going back to an older one, or starting afresh over the run, is the user's call.
- * --resume PATH: that checkpoint or an input error. --resume none: fresh. Writes nothing. */
-static void resume(vamp_trainer *tr, vamp_progress *p, const char *how, const vamp_data_id *id, MPI_Comm comm)
+/* Collective. --eval: the saved parameters on the test set; eval.h5 and eval_ pictures beside them. */
+static int run_eval(const vamp_config *cfg, vamp_data *data, const char *params_path, const char *ini,
+                    MPI_Comm comm)
 {
-    char err[2048];
-    if (!strcmp(how, "none")) return;
-    if (strcmp(how, "auto") != 0) {
-        if (checkpoint_read(how, tr, p, id, err, sizeof err) != 0) vamp_input_error(comm, "--resume: %s", err);
-        log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", how, p->epoch, p->it, tr->step);
-        return;
-    }
-    static char list[VAMP_CKPT_MAX][VAMP_FILE_PATH_LEN];
-    int rank, n = 0;
+    int rank, size;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
-    if (rank == 0) n = checkpoint_list(tr->cfg.run_dir, list, VAMP_CKPT_MAX);
-    CHECK_MPI(MPI_Bcast(&n, 1, MPI_INT, 0, comm)); /* rank 0's listing: every rank then tries the same files */
-    if (n > 0) CHECK_MPI(MPI_Bcast(list, n * (int)sizeof list[0], MPI_CHAR, 0, comm));
-    for (int i = 0; i < n; i++) {
-        int rc = checkpoint_read(list[i], tr, p, id, err, sizeof err);
-        if (rc == 0) {
-            log0(comm, "resumed from %s: epoch %d, batch %ld, step %ld\n", list[i], p->epoch, p->it, tr->step);
-            return;
+    CHECK_MPI(MPI_Comm_size(comm, &size));
+    vamp_trainer tr;
+    trainer_init(&tr, cfg, data, comm);
+    params_read(params_path, &tr.model.layout, tr.params, comm);
+    log0(comm, "vamp_mpi %s: evaluating %s on %ld test images, %d rank(s)\n", VAMP_VERSION, params_path,
+         data->test.n, size);
+    vamp_provenance prov;
+    provenance_collect(&prov, comm);
+    if (rank == 0) provenance_print(stdout, "build ", &prov);
+    char out[VAMP_FILE_PATH_LEN + 16], dir[VAMP_FILE_PATH_LEN]; /* eval.h5 and the pictures go beside the parameters */
+    const char *slash = strrchr(params_path, '/');
+    if (slash) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - params_path), params_path);
+        snprintf(out, sizeof out, "%s/eval.h5", dir);
+    } else {
+        snprintf(dir, sizeof dir, ".");
+        snprintf(out, sizeof out, "eval.h5");
+    }
+    liveness_start(dir, cfg->peer_timeout, comm); /* no other run writes there from here on */
+    results_write(&tr, data, ini, NULL, 0, out, dir, "eval_");
+    trainer_free(&tr);
+    return 0;
+}
+
+/* Collective. Training from a fresh start or a checkpoint, then the evaluation of the best parameters into
+ * final.h5. Returns 0, or VAMP_EXIT_RESUMABLE after a stop signal. */
+static int run_training(const vamp_config *cfg, vamp_data *data, const vamp_args *args, const char *ini,
+                        MPI_Comm comm)
+{
+    int rank, size;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    CHECK_MPI(MPI_Comm_size(comm, &size));
+    log0(comm, "vamp_mpi %s: %d rank(s), config %s\n%s", VAMP_VERSION, size, args->cfg_path, ini);
+    vamp_provenance prov;
+    provenance_collect(&prov, comm);
+    if (rank == 0) provenance_print(stdout, "build ", &prov);
+    log0(comm, "data: %s (%s, %dx%d): train %ld, valid %ld, test %ld images\n", cfg->data_path,
+         data->binary ? "binary" : "gray", data->height, data->width, data->train.n, data->valid.n, data->test.n);
+    vamp_trainer tr;
+    trainer_init(&tr, cfg, data, comm); /* its checks (sizes, memory) come before anything is written */
+    const size_t N = tr.model.layout.total;
+    log0(comm, "model: %s, prior %s, likelihood %s, %zu parameters in %d tensors; %ld steps per epoch\n",
+         config_model_name(cfg->model_type), config_prior_name(cfg->prior), config_likelihood_name(cfg->likelihood),
+         N, tr.model.layout.n, tr.steps_per_epoch);
+
+    vamp_progress p;
+    progress_fresh(&p);
+    vamp_data_id data_id;
+    checkpoint_data_id(&data_id, data, comm);
+    liveness_start(cfg->run_dir, cfg->peer_timeout, comm); /* no other run in run.dir from here on */
+    training_resume(&tr, &p, args->resume, &data_id, comm);
+    /* every check has passed: only now is anything written to run.dir */
+    run_dir_prepare(cfg->run_dir, ini, comm);
+    int status = train_epochs(&tr, &p, &data_id, ini, &stop_signal);
+    if (status == 0) {
+        training_over = 1;
+        if (vamp_any(comm, stop_signal != 0)) {
+            log0(comm, "stop signal: training is over and checkpointed (step %ld); exiting with status %d before "
+                 "the evaluation (resumable)\n", tr.step, VAMP_EXIT_RESUMABLE);
+            status = VAMP_EXIT_RESUMABLE;
         }
-        if (rc == VAMP_CKPT_REFUSED)
-            vamp_input_error(comm, "cannot resume: %s (or start afresh with --resume none, or another run.dir)", err);
-        log0(comm, "warning: cannot resume from %s: %s\n", list[i], err);
-        log0(comm, "%s\n", i + 1 < n ? "falling back to the previous checkpoint" : "no valid checkpoint: starting afresh");
     }
-}
-
-typedef struct {
-    double ll, elbo, re, kl;
-    int active_z1, active_z2;
-    float *per_image_ll; /* rank 0, (n test images), or NULL when eval.samples = 0 */
-    float kl_z1[4096], kl_z2[4096]; /* KL per unit of each latent layer (z2: hvae only) */
-    int nz1, nz2;
-} vamp_test_result;
-
-/* Collective: test ELBO, active units and (eval.samples > 0) the importance-sampled log-likelihood. */
-static vamp_test_result evaluate_test(vamp_trainer *tr, const vamp_data *data, MPI_Comm comm)
-{
-    vamp_test_result r;
-    memset(&r, 0, sizeof r);
-    vamp_elbo te = trainer_eval_elbo(tr, &data->test);
-    r.elbo = -te.loss;
-    r.re = te.re;
-    r.kl = te.kl;
-    int top, z1;
-    eval_active_units(tr, &data->test, &top, &z1, NULL, NULL);
-    r.active_z1 = tr->model.hvae ? z1 : top;
-    r.active_z2 = tr->model.hvae ? top : 0;
-    double *kt = xmalloc((size_t)tr->model.Ztop * sizeof(double)), *k1 = xmalloc((size_t)(tr->model.Z1 + 1) * sizeof(double));
-    eval_kl_per_unit(tr, &data->test, kt, k1);
-    r.nz1 = tr->model.hvae ? tr->model.Z1 : tr->model.Ztop;
-    r.nz2 = tr->model.hvae ? tr->model.Ztop : 0;
-    for (int u = 0; u < r.nz1; u++) r.kl_z1[u] = (float)(tr->model.hvae ? k1[u] : kt[u]);
-    for (int u = 0; u < r.nz2; u++) r.kl_z2[u] = (float)kt[u];
-    free(kt);
-    free(k1);
-    r.ll = NAN;
-    if (tr->cfg.eval_samples > 0) {
-        log0(comm, "test log-likelihood: %ld images x %d importance samples\n", data->test.n, tr->cfg.eval_samples);
-        if (tr->rank == 0) r.per_image_ll = xmalloc((size_t)data->test.n * sizeof(float));
-        r.ll = eval_log_likelihood(tr, &data->test, tr->cfg.eval_samples, tr->cfg.eval_block, r.per_image_ll, 1);
+    if (status == 0) {
+        memcpy(tr.params, tr.best, N * sizeof(float)); /* evaluate the best parameters */
+        log0(comm, "evaluating the parameters of epoch %d on %ld test images\n", p.best_epoch, data->test.n);
+        vamp_attr more[] = {{"epochs", p.epoch - 1}, {"best_epoch", p.best_epoch}, {"steps", (double)tr.step},
+                            {"train_seconds", p.train_seconds}, {"best_val_loss", p.best_val}};
+        char path[VAMP_FILE_PATH_LEN];
+        snprintf(path, sizeof path, "%s/final.h5", cfg->run_dir);
+        results_write(&tr, data, ini, more, (int)(sizeof more / sizeof more[0]), path, cfg->run_dir, "");
+        log0(comm, "epochs = %d\nbest_epoch = %d\ntrain_seconds = %.1f\n", p.epoch - 1, p.best_epoch,
+             p.train_seconds);
     }
-    return r;
+    trainer_free(&tr);
+    return status;
 }
 
-/* The arrays of a result that go into final.h5 / eval.h5 beside the parameters. */
-static int result_extras(const vamp_test_result *r, long n_test, vamp_extra *extra)
+/* --help and --version work without MPI: returns 1 if one of them was answered. */
+static int early_option(int argc, char **argv)
 {
-    int n = 0;
-    extra[n++] = (vamp_extra){"eval/kl_per_unit_z1", r->kl_z1, (size_t)r->nz1};
-    if (r->nz2) extra[n++] = (vamp_extra){"eval/kl_per_unit_z2", r->kl_z2, (size_t)r->nz2};
-    if (r->per_image_ll) extra[n++] = (vamp_extra){"eval/test_ll", r->per_image_ll, (size_t)n_test};
-    return n;
-}
-
-static void print_results(MPI_Comm comm, const vamp_test_result *r)
-{
-    if (isnan(r->ll)) log0(comm, "test_ll = nan (eval.samples = 0: not computed)\n");
-    else log0(comm, "test_ll = %.4f\n", r->ll);
-    log0(comm, "test_elbo = %.4f\ntest_re = %.4f\ntest_kl = %.4f\nactive_units_z1 = %d\nactive_units_z2 = %d\n",
-         r->elbo, r->re, r->kl, r->active_z1, r->active_z2);
-    const float *kl[2] = {r->kl_z1, r->kl_z2};
-    int nz[2] = {r->nz1, r->nz2};
-    for (int l = 0; l < 2; l++) {
-        if (!nz[l]) continue;
-        log0(comm, "kl_per_unit_z%d =", l + 1);
-        for (int u = 0; u < nz[l]; u++) log0(comm, " %.2f", kl[l][u]);
-        log0(comm, "\n");
-    }
-}
-
-int main(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) { /* before MPI_Init, so --help works anywhere */
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
-            return 0;
+            return 1;
         }
         if (!strcmp(argv[i], "--version")) {
             vamp_provenance prov;
             provenance_collect(&prov, MPI_COMM_NULL);
             printf("vamp_mpi %s\n", VAMP_VERSION);
             provenance_print(stdout, "  ", &prov);
-            return 0;
+            return 1;
         }
     }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (early_option(argc, argv)) return 0; /* before MPI_Init, so --help works anywhere */
     vamp_mpi_init(&argc, &argv); /* MPI-IO settings for long paths, ulimit -v check (check.c) */
     MPI_Comm comm = MPI_COMM_WORLD;
     int rank, size;
@@ -263,7 +257,7 @@ int main(int argc, char **argv)
 
     vamp_args args;
     parse_args(&args, argc, argv, comm);
-    char params_path[1100] = "", eval_cfg[1100] = "";
+    char params_path[VAMP_FILE_PATH_LEN] = "", eval_cfg[VAMP_FILE_PATH_LEN] = "";
     if (args.eval_path) {
         eval_paths(args.eval_path, params_path, eval_cfg, sizeof params_path);
         if (!args.cfg_path) args.cfg_path = eval_cfg;
@@ -273,213 +267,23 @@ int main(int argc, char **argv)
     char err[2048];
     if (config_load(&cfg, args.cfg_path, args.sets, args.nset, err, sizeof err) != 0) vamp_input_error(comm, "%s", err);
     if (config_validate(&cfg, size, err, sizeof err) != 0) vamp_input_error(comm, "%s", err);
-    static char ini[65536];
-    if (config_to_ini(&cfg, ini, sizeof ini) < 0) vamp_fatal(__FILE__, __LINE__, "config_to_ini", "buffer too small");
+    const size_t ini_len = 65536;
+    char *ini = xmalloc(ini_len);
+    if (config_to_ini(&cfg, ini, ini_len) < 0) vamp_fatal(__FILE__, __LINE__, "config_to_ini", "buffer too small");
 
     vamp_data data;
     /* training: from here a stop signal is noted (and acted on at the first step boundary) instead of killing the
      * rank, so that one arriving while the data loads still ends in a checkpoint and status 75 */
     if (!args.eval_path) install_signal_handlers(rank);
     data_load(&data, &cfg, comm); /* every input check happens before anything is written */
-    vamp_trainer tr;
-    if (args.eval_path) {
-        trainer_init(&tr, &cfg, &data, comm);
-        params_read(params_path, &tr.model.layout, tr.params, comm);
-        log0(comm, "vamp_mpi %s: evaluating %s on %ld test images, %d rank(s)\n", VAMP_VERSION, params_path,
-             data.test.n, size);
-        vamp_provenance prov;
-        provenance_collect(&prov, comm);
-        if (rank == 0) provenance_print(stdout, "build ", &prov);
-        const char *slash = strrchr(params_path, '/');
-        char dir[1100];
-        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - params_path), params_path);
-        else snprintf(dir, sizeof dir, ".");
-        liveness_start(dir, cfg.peer_timeout, comm); /* eval.h5 and the pictures go there */
-        vamp_test_result r = evaluate_test(&tr, &data, comm);
-        vamp_attr attrs[] = {{"test_ll", r.ll}, {"test_elbo", r.elbo}, {"test_re", r.re}, {"test_kl", r.kl},
-                             {"active_units_z1", r.active_z1}, {"active_units_z2", r.active_z2}};
-        vamp_extra extra[3];
-        int nextra = result_extras(&r, data.test.n, extra);
-        char out[1200];
-        if (slash) snprintf(out, sizeof out, "%.*s/eval.h5", (int)(slash - params_path), params_path);
-        else snprintf(out, sizeof out, "eval.h5");
-        params_write(out, &tr.model.layout, tr.params, ini, attrs, 6, extra, nextra, comm);
-        log0(comm, "wrote %s\n", out);
-        pictures_write(&tr, &data, dir, "eval_");
-        print_results(comm, &r);
-        free(r.per_image_ll);
-        trainer_free(&tr);
-        data_free(&data);
-        CHECK_MPI(MPI_Finalize());
-        return 0;
-    }
-
-    log0(comm, "vamp_mpi %s: %d rank(s), config %s\n%s", VAMP_VERSION, size, args.cfg_path, ini);
-    vamp_provenance prov;
-    provenance_collect(&prov, comm);
-    if (rank == 0) provenance_print(stdout, "build ", &prov);
-    log0(comm, "data: %s (%s, %dx%d): train %ld, valid %ld, test %ld images\n", cfg.data_path,
-         data.binary ? "binary" : "gray", data.height, data.width, data.train.n, data.valid.n, data.test.n);
-    trainer_init(&tr, &cfg, &data, comm); /* its checks (sizes, memory) come before anything is written */
-    const size_t N = tr.model.layout.total;
-    log0(comm, "model: %s, prior %s, likelihood %s, %zu parameters in %d tensors; %ld steps per epoch\n",
-         config_model_name(cfg.model_type), config_prior_name(cfg.prior), config_likelihood_name(cfg.likelihood), N,
-         tr.model.layout.n, tr.steps_per_epoch);
-
-    vamp_progress p;
-    memset(&p, 0, sizeof p);
-    p.epoch = 1;
-    p.best_val = INFINITY;
-    vamp_data_id data_id;
-    checkpoint_data_id(&data_id, &data, comm);
-    liveness_start(cfg.run_dir, cfg.peer_timeout, comm); /* no other run in run.dir from here on */
-    resume(&tr, &p, args.resume, &data_id, comm);
-    /* every check has passed: only now is anything written to run.dir */
-    run_dir_prepare(cfg.run_dir, ini, comm);
-
-    vamp_metrics metrics;
-    metrics_open(&metrics, cfg.run_dir, p.epoch, comm);
-    /* a resumed run may already be over (its checkpoint written when training ended) */
-    int done = p.epoch > cfg.epochs || (cfg.max_steps > 0 && tr.step >= cfg.max_steps) ||
-               (cfg.patience > 0 && p.since_best > cfg.patience);
-    const int trained = !done;
-    int last_improved = 0, ended_mid_epoch = 0;
-    double last_ckpt = wall_seconds();
-    while (!done) {
-        double t0 = wall_seconds();
-        int periodic_due = 0;
-        while (p.it < tr.steps_per_epoch && !done) {
-            vamp_elbo e = trainer_step(&tr, p.epoch, p.it);
-            if (e.bad_tensor >= 0 || !isfinite(e.loss)) {
-                const char *what = e.bad_tensor >= 0 ? tr.model.layout.t[e.bad_tensor].name : "the loss";
-                if (cfg.on_nan == ONNAN_SKIP) {
-                    log0(comm, "epoch %d batch %ld: the gradient of %s is not finite; batch skipped (train.on_nan = "
-                         "skip)\n", p.epoch, p.it, what);
-                    p.it++;
-                    p.skipped++;
-                    continue;
-                }
-                p.epoch_seconds += wall_seconds() - t0;
-                checkpoint_write(&tr, &p, &data_id, ini, 0); /* the last good state: this step was not applied */
-                vamp_exit_error(comm, 1, "epoch %d batch %ld: the gradient of %s is not finite (loss %g); stopped "
-                                "with a checkpoint of the last good state in %s (train.on_nan = skip would skip such "
-                                "batches)", p.epoch, p.it, what, e.loss, cfg.run_dir);
-            }
-            p.sum_loss += e.loss;
-            p.sum_re += e.re;
-            p.sum_kl += e.kl;
-            p.nsteps++;
-            p.it++;
-            if (cfg.max_steps > 0 && tr.step >= cfg.max_steps) done = 1;
-            /* one small allreduce per step: all ranks agree on stopping and on periodic checkpoints */
-            int flags[2] = {stop_signal != 0,
-                            (cfg.ckpt_every_steps > 0 && tr.step % cfg.ckpt_every_steps == 0) ||
-                                (cfg.ckpt_every_minutes > 0 && wall_seconds() - last_ckpt > 60.0 * cfg.ckpt_every_minutes)};
-            CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, comm));
-            /* a periodic checkpoint due on the epoch's last step is written once the epoch is closed (below),
-             * not twice under the same name */
-            const int epoch_end = p.it == tr.steps_per_epoch;
-            if (flags[1] && epoch_end) periodic_due = 1;
-            if (flags[0] || (flags[1] && !done && !epoch_end)) {
-                double now = wall_seconds();
-                p.epoch_seconds += now - t0;
-                p.train_seconds += now - t0;
-                t0 = now;
-                checkpoint_write(&tr, &p, &data_id, ini, 0);
-                last_ckpt = wall_seconds();
-                if (flags[0]) {
-                    log0(comm, "stop signal: checkpoint %s/ckpt-%08ld.h5 written at epoch %d batch %ld; exiting with "
-                         "status %d (resumable)\n", cfg.run_dir, tr.step, p.epoch, p.it, VAMP_EXIT_RESUMABLE);
-                    metrics_close(&metrics);
-                    MPI_Finalize();
-                    return VAMP_EXIT_RESUMABLE;
-                }
-            }
-        }
-        /* train.max_steps ended the epoch part-way: the state below (epoch closed) is not on the trajectory of a
-         * longer run, so it must not become the end-of-training checkpoint */
-        if (p.it < tr.steps_per_epoch) ended_mid_epoch = 1;
-        double now = wall_seconds();
-        p.epoch_seconds += now - t0;
-        p.train_seconds += now - t0;
-        vamp_elbo v = trainer_eval_elbo(&tr, &data.valid);
-        float beta = trainer_beta(&cfg, p.epoch);
-        long ns = p.nsteps > 0 ? p.nsteps : 1;
-        metrics_row(&metrics, p.epoch, tr.step, beta, p.sum_loss / ns, p.sum_re / ns, p.sum_kl / ns, v.loss, v.re,
-                    v.kl, wall_seconds() - now + p.epoch_seconds, p.nsteps * (double)cfg.batch_size / p.epoch_seconds);
-        log0(comm, "epoch %4d  step %7ld  beta %.3f  train %.3f (re %.3f kl %.3f)  valid %.3f (re %.3f kl %.3f)  %.1fs\n",
-             p.epoch, tr.step, beta, p.sum_loss / ns, p.sum_re / ns, p.sum_kl / ns, v.loss, v.re, v.kl,
-             wall_seconds() - now + p.epoch_seconds);
-        /* early stopping as the reference: keep the best validation loss; the counter stays 0 during warm-up */
-        int improved = v.loss < p.best_val;
-        last_improved = improved;
-        if (improved) {
-            p.best_val = v.loss;
-            p.best_epoch = p.epoch;
-            p.since_best = 0;
-            memcpy(tr.best, tr.params, N * sizeof(float));
-        } else {
-            p.since_best++;
-            if (p.epoch < cfg.warmup) p.since_best = 0;
-            if (cfg.patience > 0 && p.since_best > cfg.patience) {
-                log0(comm, "early stopping: no improvement of the validation loss for %d epochs\n", p.since_best);
-                done = 1;
-            }
-        }
-        if (cfg.pictures_every > 0 && p.epoch % cfg.pictures_every == 0) {
-            char prefix[32];
-            snprintf(prefix, sizeof prefix, "epoch_%04d_", p.epoch);
-            pictures_write(&tr, &data, cfg.run_dir, prefix);
-        }
-        if (p.epoch >= cfg.epochs) done = 1;
-        p.epoch++;
-        p.it = 0;
-        p.sum_loss = p.sum_re = p.sum_kl = 0.0;
-        p.nsteps = 0;
-        p.epoch_seconds = 0.0;
-        if ((improved || periodic_due) && !done) { /* and at the end of every epoch that improves validation */
-            checkpoint_write(&tr, &p, &data_id, ini, improved);
-            last_ckpt = wall_seconds();
-        }
-    }
-    /* the state at the end of training, so that a run stopped during the evaluation only redoes the evaluation */
-    if (trained && !ended_mid_epoch) checkpoint_write(&tr, &p, &data_id, ini, last_improved);
-    training_over = 1;
-    if (vamp_any(comm, stop_signal != 0)) {
-        log0(comm, "stop signal: training is over and checkpointed (step %ld); exiting with status %d before the "
-             "evaluation (resumable)\n", tr.step, VAMP_EXIT_RESUMABLE);
-        metrics_close(&metrics);
-        MPI_Finalize();
-        return VAMP_EXIT_RESUMABLE;
-    }
-    int epochs_run = p.epoch - 1;
-    int best_epoch = p.best_epoch;
-    double best_val = p.best_val, train_seconds = p.train_seconds;
-    metrics_close(&metrics);
-
-    memcpy(tr.params, tr.best, N * sizeof(float)); /* evaluate the best parameters */
-    log0(comm, "evaluating the parameters of epoch %d on %ld test images\n", best_epoch, data.test.n);
-    vamp_test_result r = evaluate_test(&tr, &data, comm);
-    vamp_attr attrs[] = {{"test_ll", r.ll},          {"test_elbo", r.elbo},
-                         {"test_re", r.re},          {"test_kl", r.kl},
-                         {"active_units_z1", r.active_z1}, {"active_units_z2", r.active_z2},
-                         {"epochs", epochs_run},     {"best_epoch", best_epoch},
-                         {"steps", (double)tr.step}, {"train_seconds", train_seconds},
-                         {"best_val_loss", best_val}};
-    vamp_extra extra[3];
-    int nextra = result_extras(&r, data.test.n, extra);
-    char path[1100];
-    snprintf(path, sizeof path, "%s/final.h5", cfg.run_dir);
-    params_write(path, &tr.model.layout, tr.params, ini, attrs, (int)(sizeof attrs / sizeof attrs[0]), extra,
-                 nextra, comm);
-    log0(comm, "wrote %s\n", path);
-    pictures_write(&tr, &data, cfg.run_dir, "");
-    print_results(comm, &r);
-    log0(comm, "epochs = %d\nbest_epoch = %d\ntrain_seconds = %.1f\n", epochs_run, best_epoch, train_seconds);
-
-    free(r.per_image_ll);
-    trainer_free(&tr);
+    int status = args.eval_path ? run_eval(&cfg, &data, params_path, ini, comm)
+                                : run_training(&cfg, &data, &args, ini, comm);
     data_free(&data);
+    free(ini);
+    if (status != 0) {
+        MPI_Finalize();
+        return status;
+    }
     CHECK_MPI(MPI_Finalize());
     return 0;
 }

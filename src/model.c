@@ -95,7 +95,7 @@ void model_init(vamp_model *m, const vamp_config *c, size_t D)
     m->px_mean = add_linear(l, "p_x_mean.linear", H, d, 1);
     m->px_logvar.W = m->px_logvar.b = -1;
     if (m->logistic) m->px_logvar = add_linear(l, "p_x_logvar.linear", H, d, 1);
-    if (m->prior == PRIOR_VAMPPRIOR || m->prior == PRIOR_VAMPPRIOR_DATA)
+    if (config_prior_is_vamp(m->prior))
         m->pseudo = layout_add(l, "means.linear.weight", D, (size_t)m->K); /* (D,K), before the hardtanh */
     if (m->prior == PRIOR_MOG) {
         m->mog_means = layout_add(l, "mog.means", (size_t)m->K, (size_t)Zt);

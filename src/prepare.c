@@ -25,6 +25,7 @@
 /* The reference's default --seed (experiment.py); its own shuffle is numpy's, unseeded, so not reproducible. */
 #define SPLIT_SEED_DEFAULT 14
 
+/* The temporary file being written (write_dataset's own buffer), removed by fail(); NULL outside it. */
 static const char *tmp_to_remove = NULL;
 
 static void __attribute__((noreturn, format(printf, 2, 3))) fail(const char *file, const char *fmt, ...)
@@ -258,7 +259,7 @@ typedef struct {
 
 static void write_dataset(const char *out, const dataset_out *d)
 {
-    static char tmp[2048];
+    char tmp[2048]; /* named in tmp_to_remove until renamed: fail() is only called below, while it lives */
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -310,6 +311,199 @@ static const char *basename_of(const char *p)
     return b ? b + 1 : p;
 }
 
+/* The command line after the format name. */
+typedef struct {
+    const char *mode, *train, *test, *valid, *out, *source, *matfile;
+    long n_valid;
+    const char *split; /* --split, or NULL */
+    int split_seed;
+} prepare_args;
+
+static void parse_options(prepare_args *a, int argc, char **argv)
+{
+    memset(a, 0, sizeof *a);
+    a->mode = argv[1];
+    a->n_valid = 10000;
+    a->split_seed = SPLIT_SEED_DEFAULT;
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        if (i + 1 >= argc) fail("arguments", "option %s needs a value (see --help)", o);
+        const char *v = argv[++i];
+        if (!strcmp(o, "--train-images") || !strcmp(o, "--train")) a->train = v;
+        else if (!strcmp(o, "--test-images") || !strcmp(o, "--test")) a->test = v;
+        else if (!strcmp(o, "--valid")) a->valid = v;
+        else if (!strcmp(o, "--mat")) a->matfile = v;
+        else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--source")) a->source = v;
+        else if (!strcmp(o, "--split")) {
+            if (strcmp(v, "shuffled") && strcmp(v, "ordered"))
+                fail("arguments", "--split %s: expected shuffled or ordered", v);
+            a->split = v;
+        } else if (!strcmp(o, "--split-seed")) {
+            char *end;
+            long sd = strtol(v, &end, 10);
+            if (*end || end == v || sd < 0 || sd > 2147483647L)
+                fail("arguments", "--split-seed %s: expected an integer 0..2147483647", v);
+            a->split_seed = (int)sd;
+        }
+        else if (!strcmp(o, "--n-valid")) {
+            char *end;
+            a->n_valid = strtol(v, &end, 10);
+            if (*end || a->n_valid < 1) fail("arguments", "--n-valid %s: expected a positive integer", v);
+        } else fail("arguments", "unknown option %s (see --help)", o);
+    }
+    if (!a->out) fail("arguments", "--out is required");
+}
+
+/* The file's source attribute: --source, else "<format>:<file name>" in src_buf. */
+static const char *source_name(const prepare_args *a, const char *format, const char *file, char *src_buf,
+                               size_t len)
+{
+    snprintf(src_buf, len, "%s:%s", format, basename_of(file));
+    return a->source ? a->source : src_buf;
+}
+
+/* idx / fashion-mnist: the last n_valid training images validate, as the paper splits dynamic MNIST. */
+static void prepare_idx(prepare_args *a, dataset_out *d, char *src_buf, size_t len)
+{
+    if (!strcmp(a->mode, "fashion-mnist")) {
+        a->train = FMNIST_DIR "/train-images-idx3-ubyte.gz";
+        a->test = FMNIST_DIR "/t10k-images-idx3-ubyte.gz";
+        if (!a->source) a->source = "fashion-mnist";
+    }
+    if (!a->train || !a->test) fail("arguments", "idx needs --train-images and --test-images");
+    idx_images tr = read_idx(a->train), te = read_idx(a->test);
+    if (tr.rows != te.rows || tr.cols != te.cols)
+        fail(a->test, "images are %dx%d, but the training images are %dx%d", te.rows, te.cols, tr.rows, tr.cols);
+    if (a->n_valid >= tr.n) fail(a->train, "has %ld images: too few for --n-valid %ld", tr.n, a->n_valid);
+    size_t D = (size_t)tr.rows * tr.cols;
+    d->u8[0] = tr.pix;
+    d->n[0] = tr.n - a->n_valid;
+    d->u8[1] = tr.pix + (size_t)d->n[0] * D;
+    d->n[1] = a->n_valid;
+    d->u8[2] = te.pix;
+    d->n[2] = te.n;
+    d->height = tr.rows;
+    d->width = tr.cols;
+    d->kind = "gray";
+    d->source = source_name(a, "idx", a->train, src_buf, len);
+}
+
+/* amat: statically binarised MNIST, one file per split. */
+static void prepare_amat(prepare_args *a, dataset_out *d, char *src_buf, size_t len)
+{
+    if (!a->train || !a->valid || !a->test) fail("arguments", "amat needs --train, --valid and --test");
+    idx_images s[3] = {read_amat(a->train), read_amat(a->valid), read_amat(a->test)};
+    const char *files[3] = {a->train, a->valid, a->test};
+    for (int i = 0; i < 3; i++) {
+        if (s[i].rows != s[0].rows) fail(files[i], "images have %d pixels per side, %s has %d", s[i].rows, a->train,
+                                         s[0].rows);
+        d->u8[i] = s[i].pix;
+        d->n[i] = s[i].n;
+    }
+    d->height = d->width = s[0].rows;
+    d->kind = "binary";
+    d->source = source_name(a, "amat", a->train, src_buf, len);
+}
+
+/* omniglot: data (784 x N), testdata (784 x M), images as columns; the last 1345 training images validate. */
+static void prepare_omniglot(mat_t *mat, const char *matfile, dataset_out *d)
+{
+    size_t r, c, D;
+    long n = 0, nt = 0;
+    double *tr = read_mat_var(mat, matfile, "data", &r, &c);
+    if (r != 784) fail(matfile, "variable \"data\" has %zu rows, expected 784 (28x28 images as columns)", r);
+    float *x = mat_images(tr, r, c, 1, 1, 28, &n, &D);
+    double *te = read_mat_var(mat, matfile, "testdata", &r, &c);
+    if (r != 784) fail(matfile, "variable \"testdata\" has %zu rows, expected 784", r);
+    float *xt = mat_images(te, r, c, 1, 1, 28, &nt, &D);
+    if (!x || !xt) fail(matfile, "out of memory");
+    check_range(x, (size_t)n * D, matfile, "data", 0, 1, 0);
+    check_range(xt, (size_t)nt * D, matfile, "testdata", 0, 1, 0);
+    const long nv = 1345; /* the reference's validation size */
+    if (n <= nv) fail(matfile, "variable \"data\" has %ld images, too few for 1345 validation images", n);
+    if (!strcmp(d->split, "shuffled")) shuffle_rows(x, D * sizeof(float), n, d->split_seed, matfile);
+    d->f32[0] = x;
+    d->n[0] = n - nv;
+    d->f32[1] = x + (size_t)(n - nv) * D;
+    d->n[1] = nv;
+    d->f32[2] = xt;
+    d->n[2] = nt;
+    d->height = d->width = 28;
+    d->kind = "gray";
+}
+
+/* caltech: train_data / val_data / test_data (N x 784), images as rows, shapes made white (1 - x). */
+static void prepare_caltech(mat_t *mat, const char *matfile, dataset_out *d)
+{
+    const char *vars[3] = {"train_data", "val_data", "test_data"};
+    for (int i = 0; i < 3; i++) {
+        size_t r, c, D;
+        long n;
+        double *m = read_mat_var(mat, matfile, vars[i], &r, &c);
+        if (c != 784) fail(matfile, "variable \"%s\" has %zu columns, expected 784", vars[i], c);
+        float *x = mat_images(m, r, c, 0, 1, 28, &n, &D);
+        if (!x) fail(matfile, "out of memory");
+        check_range(x, (size_t)n * D, matfile, vars[i], 0, 1, 1);
+        unsigned char *u = malloc((size_t)n * D);
+        if (!u) fail(matfile, "out of memory");
+        for (size_t k = 0; k < (size_t)n * D; k++) u[k] = x[k] == 0.0f ? 255 : 0; /* 1 - x: shapes white */
+        d->u8[i] = u;
+        d->n[i] = n;
+    }
+    d->height = d->width = 28;
+    d->kind = "binary";
+}
+
+/* frey: ff (560 x 1965) uint8, 28 x 20 images as columns; 1565 / 200 / 200. */
+static void prepare_frey(mat_t *mat, const char *matfile, dataset_out *d)
+{
+    size_t r, c;
+    double *m = read_mat_var(mat, matfile, "ff", &r, &c);
+    if (r != 560) fail(matfile, "variable \"ff\" has %zu rows, expected 560 (28x20 images as columns)", r);
+    if (c < 1965) fail(matfile, "variable \"ff\" has %zu images, the paper's split needs 1965", c);
+    unsigned char *u = malloc(r * c);
+    if (!u) fail(matfile, "out of memory");
+    for (size_t i = 0; i < c; i++)
+        for (size_t p = 0; p < r; p++) {
+            double v = m[i * r + p];
+            if (!(v >= 0 && v <= 255) || v != (double)(int)v)
+                fail(matfile, "variable \"ff\": value %g is not an integer 0..255", v);
+            u[i * r + p] = (unsigned char)v;
+        }
+    if (!strcmp(d->split, "shuffled")) shuffle_rows(u, r, 1965, d->split_seed, matfile);
+    d->u8[0] = u;
+    d->n[0] = 1565;
+    d->u8[1] = u + 1565 * r;
+    d->n[1] = 200;
+    d->u8[2] = u + 1765 * r;
+    d->n[2] = 200;
+    d->height = 28;
+    d->width = 20;
+    d->kind = "gray";
+}
+
+/* The MATLAB formats: open --mat, then the format's own reader. */
+static void prepare_mat(prepare_args *a, dataset_out *d, char *src_buf, size_t len)
+{
+    const char *matfile = a->matfile;
+    if (!matfile) fail("arguments", "%s needs --mat FILE", a->mode);
+    if (access(matfile, R_OK) != 0) fail(matfile, "cannot open: %s", strerror(errno));
+    mat_t *mat = Mat_Open(matfile, MAT_ACC_RDONLY);
+    if (!mat) fail(matfile, "not a MATLAB .mat file libmatio can read");
+    d->source = source_name(a, a->mode, matfile, src_buf, len);
+    if (!strcmp(a->mode, "omniglot")) prepare_omniglot(mat, matfile, d);
+    else if (!strcmp(a->mode, "caltech")) prepare_caltech(mat, matfile, d);
+    else prepare_frey(mat, matfile, d);
+    Mat_Close(mat);
+}
+
+static const struct {
+    const char *mode;
+    void (*prepare)(prepare_args *a, dataset_out *d, char *src_buf, size_t len);
+} FORMATS[] = {{"idx", prepare_idx},       {"fashion-mnist", prepare_idx}, {"amat", prepare_amat},
+               {"omniglot", prepare_mat},  {"caltech", prepare_mat},       {"frey", prepare_mat}};
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -324,167 +518,26 @@ int main(int argc, char **argv)
         return 0;
     }
     MPI_Init(&argc, &argv); /* the parallel HDF5 library needs MPI, even for this serial writer */
-    const char *mode = argv[1], *train = NULL, *test = NULL, *valid = NULL, *out = NULL, *source = NULL,
-               *matfile = NULL;
-    long n_valid = 10000;
-    const char *split = NULL;
-    int split_seed = SPLIT_SEED_DEFAULT;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc) fail("arguments", "option %s needs a value (see --help)", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--train-images") || !strcmp(a, "--train")) train = v;
-        else if (!strcmp(a, "--test-images") || !strcmp(a, "--test")) test = v;
-        else if (!strcmp(a, "--valid")) valid = v;
-        else if (!strcmp(a, "--mat")) matfile = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--source")) source = v;
-        else if (!strcmp(a, "--split")) {
-            if (strcmp(v, "shuffled") && strcmp(v, "ordered"))
-                fail("arguments", "--split %s: expected shuffled or ordered", v);
-            split = v;
-        } else if (!strcmp(a, "--split-seed")) {
-            char *end;
-            long sd = strtol(v, &end, 10);
-            if (*end || end == v || sd < 0 || sd > 2147483647L)
-                fail("arguments", "--split-seed %s: expected an integer 0..2147483647", v);
-            split_seed = (int)sd;
-        }
-        else if (!strcmp(a, "--n-valid")) {
-            char *end;
-            n_valid = strtol(v, &end, 10);
-            if (*end || n_valid < 1) fail("arguments", "--n-valid %s: expected a positive integer", v);
-        } else fail("arguments", "unknown option %s (see --help)", a);
-    }
-    if (!out) fail("arguments", "--out is required");
+    prepare_args a;
+    parse_options(&a, argc, argv);
     char src_buf[600];
     dataset_out d;
     memset(&d, 0, sizeof d);
-    const int shuffles = !strcmp(mode, "omniglot") || !strcmp(mode, "frey"); /* as the reference's loaders */
-    if (!shuffles && split)
+    const int shuffles = !strcmp(a.mode, "omniglot") || !strcmp(a.mode, "frey"); /* as the reference's loaders */
+    if (!shuffles && a.split)
         fail("arguments", "--split is for omniglot and frey only (the reference's loader for %s does not shuffle "
-             "before splitting)", mode);
+             "before splitting)", a.mode);
     if (shuffles) {
-        d.split = split ? split : "shuffled";
-        d.split_seed = split_seed;
+        d.split = a.split ? a.split : "shuffled";
+        d.split_seed = a.split_seed;
     }
-
-    if (!strcmp(mode, "idx") || !strcmp(mode, "fashion-mnist")) {
-        if (!strcmp(mode, "fashion-mnist")) {
-            train = FMNIST_DIR "/train-images-idx3-ubyte.gz";
-            test = FMNIST_DIR "/t10k-images-idx3-ubyte.gz";
-            if (!source) source = "fashion-mnist";
-        }
-        if (!train || !test) fail("arguments", "idx needs --train-images and --test-images");
-        idx_images tr = read_idx(train), te = read_idx(test);
-        if (tr.rows != te.rows || tr.cols != te.cols)
-            fail(test, "images are %dx%d, but the training images are %dx%d", te.rows, te.cols, tr.rows, tr.cols);
-        if (n_valid >= tr.n) fail(train, "has %ld images: too few for --n-valid %ld", tr.n, n_valid);
-        size_t D = (size_t)tr.rows * tr.cols;
-        d.u8[0] = tr.pix;
-        d.n[0] = tr.n - n_valid;
-        d.u8[1] = tr.pix + (size_t)d.n[0] * D;
-        d.n[1] = n_valid;
-        d.u8[2] = te.pix;
-        d.n[2] = te.n;
-        d.height = tr.rows;
-        d.width = tr.cols;
-        d.kind = "gray";
-        snprintf(src_buf, sizeof src_buf, "idx:%s", basename_of(train));
-        d.source = source ? source : src_buf;
-        write_dataset(out, &d);
-    } else if (!strcmp(mode, "amat")) {
-        if (!train || !valid || !test) fail("arguments", "amat needs --train, --valid and --test");
-        idx_images s[3] = {read_amat(train), read_amat(valid), read_amat(test)};
-        const char *files[3] = {train, valid, test};
-        for (int i = 0; i < 3; i++) {
-            if (s[i].rows != s[0].rows) fail(files[i], "images have %d pixels per side, %s has %d", s[i].rows, train,
-                                             s[0].rows);
-            d.u8[i] = s[i].pix;
-            d.n[i] = s[i].n;
-        }
-        d.height = d.width = s[0].rows;
-        d.kind = "binary";
-        snprintf(src_buf, sizeof src_buf, "amat:%s", basename_of(train));
-        d.source = source ? source : src_buf;
-        write_dataset(out, &d);
-    } else if (!strcmp(mode, "omniglot") || !strcmp(mode, "caltech") || !strcmp(mode, "frey")) {
-        if (!matfile) fail("arguments", "%s needs --mat FILE", mode);
-        if (access(matfile, R_OK) != 0) fail(matfile, "cannot open: %s", strerror(errno));
-        mat_t *mat = Mat_Open(matfile, MAT_ACC_RDONLY);
-        if (!mat) fail(matfile, "not a MATLAB .mat file libmatio can read");
-        size_t r, c, D;
-        long n;
-        snprintf(src_buf, sizeof src_buf, "%s:%s", mode, basename_of(matfile));
-        d.source = source ? source : src_buf;
-        if (!strcmp(mode, "omniglot")) { /* data (784 x N), testdata (784 x M), images as columns */
-            double *tr = read_mat_var(mat, matfile, "data", &r, &c);
-            if (r != 784) fail(matfile, "variable \"data\" has %zu rows, expected 784 (28x28 images as columns)", r);
-            float *x = mat_images(tr, r, c, 1, 1, 28, &n, &D);
-            double *te = read_mat_var(mat, matfile, "testdata", &r, &c);
-            if (r != 784) fail(matfile, "variable \"testdata\" has %zu rows, expected 784", r);
-            long nt;
-            float *xt = mat_images(te, r, c, 1, 1, 28, &nt, &D);
-            if (!x || !xt) fail(matfile, "out of memory");
-            check_range(x, (size_t)n * D, matfile, "data", 0, 1, 0);
-            check_range(xt, (size_t)nt * D, matfile, "testdata", 0, 1, 0);
-            const long nv = 1345; /* the reference's validation size */
-            if (n <= nv) fail(matfile, "variable \"data\" has %ld images, too few for 1345 validation images", n);
-            if (!strcmp(d.split, "shuffled")) shuffle_rows(x, D * sizeof(float), n, d.split_seed, matfile);
-            d.f32[0] = x;
-            d.n[0] = n - nv;
-            d.f32[1] = x + (size_t)(n - nv) * D;
-            d.n[1] = nv;
-            d.f32[2] = xt;
-            d.n[2] = nt;
-            d.height = d.width = 28;
-            d.kind = "gray";
-        } else if (!strcmp(mode, "caltech")) { /* train_data / val_data / test_data (N x 784), images as rows */
-            const char *vars[3] = {"train_data", "val_data", "test_data"};
-            for (int i = 0; i < 3; i++) {
-                double *m = read_mat_var(mat, matfile, vars[i], &r, &c);
-                if (c != 784) fail(matfile, "variable \"%s\" has %zu columns, expected 784", vars[i], c);
-                float *x = mat_images(m, r, c, 0, 1, 28, &n, &D);
-                if (!x) fail(matfile, "out of memory");
-                check_range(x, (size_t)n * D, matfile, vars[i], 0, 1, 1);
-                unsigned char *u = malloc((size_t)n * D);
-                if (!u) fail(matfile, "out of memory");
-                for (size_t k = 0; k < (size_t)n * D; k++) u[k] = x[k] == 0.0f ? 255 : 0; /* 1 - x: shapes white */
-                d.u8[i] = u;
-                d.n[i] = n;
-            }
-            d.height = d.width = 28;
-            d.kind = "binary";
-        } else { /* frey: ff (560 x 1965) uint8, 28 x 20 images as columns */
-            double *m = read_mat_var(mat, matfile, "ff", &r, &c);
-            if (r != 560) fail(matfile, "variable \"ff\" has %zu rows, expected 560 (28x20 images as columns)", r);
-            if (c < 1965) fail(matfile, "variable \"ff\" has %zu images, the paper's split needs 1965", c);
-            unsigned char *u = malloc(r * c);
-            if (!u) fail(matfile, "out of memory");
-            for (size_t i = 0; i < c; i++)
-                for (size_t p = 0; p < r; p++) {
-                    double v = m[i * r + p];
-                    if (!(v >= 0 && v <= 255) || v != (double)(int)v)
-                        fail(matfile, "variable \"ff\": value %g is not an integer 0..255", v);
-                    u[i * r + p] = (unsigned char)v;
-                }
-            if (!strcmp(d.split, "shuffled")) shuffle_rows(u, r, 1965, d.split_seed, matfile);
-            d.u8[0] = u;
-            d.n[0] = 1565;
-            d.u8[1] = u + 1565 * r;
-            d.n[1] = 200;
-            d.u8[2] = u + 1765 * r;
-            d.n[2] = 200;
-            d.height = 28;
-            d.width = 20;
-            d.kind = "gray";
-        }
-        Mat_Close(mat);
-        write_dataset(out, &d);
-    } else {
+    size_t f = 0;
+    while (f < sizeof FORMATS / sizeof FORMATS[0] && strcmp(FORMATS[f].mode, a.mode)) f++;
+    if (f == sizeof FORMATS / sizeof FORMATS[0])
         fail("arguments", "unknown format \"%s\": expected idx, fashion-mnist, amat, omniglot, caltech or frey "
-             "(see --help)", mode);
-    }
+             "(see --help)", a.mode);
+    FORMATS[f].prepare(&a, &d, src_buf, sizeof src_buf);
+    write_dataset(a.out, &d);
     MPI_Finalize();
     return 0;
 }

@@ -95,5 +95,8 @@ int config_to_ini(const vamp_config *c, char *buf, size_t buflen);
 const char *config_model_name(vamp_model_type t);
 const char *config_likelihood_name(vamp_likelihood l);
 const char *config_prior_name(vamp_prior_type p);
+/* Whether the prior's components are encodings of pseudo-inputs (vampprior, vampprior_data): the one place
+ * that asks; the trainer's side of each prior is its row in prior_hooks.c. */
+int config_prior_is_vamp(vamp_prior_type p);
 
 #endif

@@ -7,8 +7,7 @@
  *   root attributes: format = "vamp_mpi-dataset" (string), version = 1 (int), height, width (int, 1..65536,
  *                    height * width <= VAMP_MAX_PIXELS), kind = "binary" | "gray" (string), source (string)
  *   chunk filters: only those this HDF5 library can decode (gzip/deflate, shuffle, ...; not h5py's LZF)
- * Stripes: a split of N rows is cut into S contiguous stripes, stripe s = rows [s*N/S, (s+1)*N/S)
- * (integer division); rank r of P holds stripes [r*S/P, (r+1)*S/P). */
+ * Which rank holds which stripes: plan.h. */
 #ifndef VAMP_DATA_H
 #define VAMP_DATA_H
 
@@ -16,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vamp/config.h"
+#include "vamp/plan.h"
 
 #define VAMP_DATASET_FORMAT "vamp_mpi-dataset"
 #define VAMP_DATASET_VERSION 1
@@ -41,8 +41,18 @@ typedef struct {
     vamp_split train, valid, test;
 } vamp_data;
 
-/* First global row of stripe s of a split of n rows cut into S stripes. */
-long stripe_start(long n, int S, int s);
+/* The one loop over the rows a rank holds of a split, in blocks of at most B rows cut from each stripe's start
+ * (so the blocks, and any sums over them, are the same whatever the rank count):
+ *     for (vamp_block b = block_first(sp, B); b.rows > 0; block_next(sp, &b)) ...
+ * b.i is the local stripe (0 .. stripe_hi - stripe_lo), b.row the block's first global row. */
+typedef struct {
+    int i;        /* local stripe of the block */
+    long row;     /* first global row of the block */
+    int rows;     /* rows in the block; 0: the loop is over */
+    int B;        /* the largest block */
+} vamp_block;
+vamp_block block_first(const vamp_split *sp, int B);
+void block_next(const vamp_split *sp, vamp_block *b);
 
 /* Collective. Opens c->data_path, checks format, attributes, shapes, filters, D against the model, that this rank's
  * rows fit its memory (memory.h), and values (no NaN, in range; for bernoulli with binarize=none, values must be 0

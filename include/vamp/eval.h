@@ -14,10 +14,8 @@ double eval_log_likelihood(vamp_trainer *t, const vamp_split *sp, int S, int blo
 
 /* Collective. Active units (Burda et al. 2016): unit u is active if Cov_x(E_q[z_u | x]) > 0.01 over the split.
  * For the hvae, E_q[z1 | x] is the mean of q(z1 | x, z2 = E_q[z2 | x]). Counts per latent layer:
- * *active_top (z for vae, z2 for hvae) and *active_z1 (0 for vae). var_top (Ztop) and var_z1 (Z1), if not NULL,
- * receive the per-unit variances. */
-void eval_active_units(vamp_trainer *t, const vamp_split *sp, int *active_top, int *active_z1, double *var_top,
-                       double *var_z1);
+ * *active_top (z for vae, z2 for hvae) and *active_z1 (0 for vae). */
+void eval_active_units(vamp_trainer *t, const vamp_split *sp, int *active_top, int *active_z1);
 
 #define VAMP_ACTIVE_THRESHOLD 0.01
 

@@ -1,6 +1,6 @@
 /* Pictures of a model for people: PNG grids (libpng) of samples from the prior, test reconstructions beside
  * their originals and the VampPrior's pseudo-inputs, plus the same arrays in pictures.h5 for analysis.
- * It does not decide when to draw (main.c does). */
+ * It does not decide when to draw (epochs.c and main.c do). */
 #ifndef VAMP_PICTURES_H
 #define VAMP_PICTURES_H
 

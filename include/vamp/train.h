@@ -46,6 +46,7 @@ typedef struct {
 
     /* prior components (K, Ztop): vampprior: encodings of the pseudo-inputs; mog: the parameters */
     float *pm, *plv;
+    /* vampprior only (prior_hooks.c): */
     vamp_layout aux_layout;  /* "prior.dmeans", "prior.dlogvars" (K, Ztop) */
     float **chunk_aux;       /* nloc x aux total */
     float *aux_sum;          /* aux total */
@@ -83,8 +84,13 @@ typedef struct {
 void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm comm);
 void trainer_free(vamp_trainer *t);
 
-/* Collective. KL weight for an epoch (1-based), as the reference: min(1, epoch / warmup). */
+/* Not collective (arithmetic only). KL weight for an epoch (1-based), as the reference: min(1, epoch / warmup). */
 float trainer_beta(const vamp_config *c, int epoch);
+
+/* Not collective. Standard normal noise of one sample into row r of t->eps_top (Ztop) and, for the hvae, of
+ * t->eps1 (Z1, drawn after the Ztop values of the same key). Keyed by (run.seed, purpose, counter, index), so
+ * every rank draws the same for a sample: the one noise fill of training, evaluation and pictures. */
+void trainer_noise(vamp_trainer *t, int r, uint32_t purpose, uint32_t counter, uint64_t index);
 
 /* Collective. Computes t->pm, t->plv for the current parameters (no-op for the standard prior). */
 void trainer_prior_components(vamp_trainer *t);

@@ -1,0 +1,17 @@
+/* The ending shared by training and --eval: the test-set evaluation of the current parameters (ELBO, active
+ * units, KL per unit, importance-sampled log-likelihood) and where it goes: final.h5 / eval.h5 with the
+ * parameters, the pictures, and the `key = value` lines printed last. It does not train. */
+#ifndef VAMP_RESULTS_H
+#define VAMP_RESULTS_H
+
+#include "vamp/checkpoint.h"
+#include "vamp/train.h"
+
+/* Collective. Evaluates tr->params on the test set, writes them to path with the attributes test_ll,
+ * test_elbo, test_re, test_kl, active_units_z1, active_units_z2 followed by `more` (at most 10) and the arrays
+ * eval/kl_per_unit_z1, eval/kl_per_unit_z2 (hvae), eval/test_ll (eval.samples > 0); then the pictures into
+ * pic_dir with pic_prefix, and prints the results. */
+void results_write(vamp_trainer *tr, const vamp_data *data, const char *ini, const vamp_attr *more, int nmore,
+                   const char *path, const char *pic_dir, const char *pic_prefix);
+
+#endif

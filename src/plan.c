@@ -1,0 +1,15 @@
+/* The data-parallel plan (see plan.h): pure arithmetic on stripe and chunk boundaries. */
+#include "vamp/plan.h"
+
+long stripe_start(long n, int S, int s) { return (long)((long long)s * n / S); }
+
+long stripe_len(long n, int S, int s) { return stripe_start(n, S, s + 1) - stripe_start(n, S, s); }
+
+void plan_rank_stripes(int S, int P, int r, int *lo, int *hi)
+{
+    int per = S / P;
+    *lo = r * per;
+    *hi = (r + 1) * per;
+}
+
+int pseudo_start(int K, int S, int s) { return (int)((long)s * K / S); }

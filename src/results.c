@@ -1,0 +1,93 @@
+/* The test-set results of trained parameters and where they go (see results.h). */
+#include "vamp/results.h"
+#include "vamp/check.h"
+#include "vamp/eval.h"
+#include "vamp/pictures.h"
+#include "vamp/runlog.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    double ll, elbo, re, kl;
+    int active_z1, active_z2;
+    float *per_image_ll; /* rank 0, (n test images), or NULL when eval.samples = 0 */
+    float kl_z1[4096], kl_z2[4096]; /* KL per unit of each latent layer (z2: hvae only) */
+    int nz1, nz2;
+} vamp_test_result;
+
+/* Collective: test ELBO, active units and (eval.samples > 0) the importance-sampled log-likelihood. */
+static vamp_test_result evaluate_test(vamp_trainer *tr, const vamp_data *data, MPI_Comm comm)
+{
+    vamp_test_result r;
+    memset(&r, 0, sizeof r);
+    vamp_elbo te = trainer_eval_elbo(tr, &data->test);
+    r.elbo = -te.loss;
+    r.re = te.re;
+    r.kl = te.kl;
+    int top, z1;
+    eval_active_units(tr, &data->test, &top, &z1);
+    r.active_z1 = tr->model.hvae ? z1 : top;
+    r.active_z2 = tr->model.hvae ? top : 0;
+    double *kt = xmalloc((size_t)tr->model.Ztop * sizeof(double)), *k1 = xmalloc((size_t)(tr->model.Z1 + 1) * sizeof(double));
+    eval_kl_per_unit(tr, &data->test, kt, k1);
+    r.nz1 = tr->model.hvae ? tr->model.Z1 : tr->model.Ztop;
+    r.nz2 = tr->model.hvae ? tr->model.Ztop : 0;
+    for (int u = 0; u < r.nz1; u++) r.kl_z1[u] = (float)(tr->model.hvae ? k1[u] : kt[u]);
+    for (int u = 0; u < r.nz2; u++) r.kl_z2[u] = (float)kt[u];
+    free(kt);
+    free(k1);
+    r.ll = NAN;
+    if (tr->cfg.eval_samples > 0) {
+        log0(comm, "test log-likelihood: %ld images x %d importance samples\n", data->test.n, tr->cfg.eval_samples);
+        if (tr->rank == 0) r.per_image_ll = xmalloc((size_t)data->test.n * sizeof(float));
+        r.ll = eval_log_likelihood(tr, &data->test, tr->cfg.eval_samples, tr->cfg.eval_block, r.per_image_ll, 1);
+    }
+    return r;
+}
+
+/* The arrays of a result that go into final.h5 / eval.h5 beside the parameters. */
+static int result_extras(const vamp_test_result *r, long n_test, vamp_extra *extra)
+{
+    int n = 0;
+    extra[n++] = (vamp_extra){"eval/kl_per_unit_z1", r->kl_z1, (size_t)r->nz1};
+    if (r->nz2) extra[n++] = (vamp_extra){"eval/kl_per_unit_z2", r->kl_z2, (size_t)r->nz2};
+    if (r->per_image_ll) extra[n++] = (vamp_extra){"eval/test_ll", r->per_image_ll, (size_t)n_test};
+    return n;
+}
+
+static void print_results(MPI_Comm comm, const vamp_test_result *r)
+{
+    if (isnan(r->ll)) log0(comm, "test_ll = nan (eval.samples = 0: not computed)\n");
+    else log0(comm, "test_ll = %.4f\n", r->ll);
+    log0(comm, "test_elbo = %.4f\ntest_re = %.4f\ntest_kl = %.4f\nactive_units_z1 = %d\nactive_units_z2 = %d\n",
+         r->elbo, r->re, r->kl, r->active_z1, r->active_z2);
+    const float *kl[2] = {r->kl_z1, r->kl_z2};
+    int nz[2] = {r->nz1, r->nz2};
+    for (int l = 0; l < 2; l++) {
+        if (!nz[l]) continue;
+        log0(comm, "kl_per_unit_z%d =", l + 1);
+        for (int u = 0; u < nz[l]; u++) log0(comm, " %.2f", kl[l][u]);
+        log0(comm, "\n");
+    }
+}
+
+void results_write(vamp_trainer *tr, const vamp_data *data, const char *ini, const vamp_attr *more, int nmore,
+                   const char *path, const char *pic_dir, const char *pic_prefix)
+{
+    MPI_Comm comm = tr->comm;
+    vamp_test_result r = evaluate_test(tr, data, comm);
+    vamp_attr attrs[16] = {{"test_ll", r.ll}, {"test_elbo", r.elbo}, {"test_re", r.re}, {"test_kl", r.kl},
+                           {"active_units_z1", r.active_z1}, {"active_units_z2", r.active_z2}};
+    int nattrs = 6; /* the test attributes above, then the caller's */
+    for (int i = 0; i < nmore && nattrs < 16; i++) attrs[nattrs++] = more[i];
+    vamp_extra extra[3];
+    int nextra = result_extras(&r, data->test.n, extra);
+    params_write(path, &tr->model.layout, tr->params, ini, attrs, nattrs, extra, nextra, comm);
+    log0(comm, "wrote %s\n", path);
+    pictures_write(tr, data, pic_dir, pic_prefix);
+    print_results(comm, &r);
+    free(r.per_image_ll);
+}
+
