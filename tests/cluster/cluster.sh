@@ -19,6 +19,8 @@
 #        cluster.sh env                   the cluster's environment as shell exports (eval "$(cluster.sh env)")
 #        cluster.sh exec HOST CMD...      run CMD on HOST (its network, host name and /tmp)
 #        cluster.sh status                hosts, sinfo
+#        cluster.sh link HOST down|up     cut HOST off the network (its veth on the bridge) or reconnect it
+#        cluster.sh crash HOST            HOST dies: cut off, then every process in it killed (slurmd too)
 # Environment (all optional):
 #   CLUSTER_ID     0 (default): hosts node1.., controller "head", subnet 10.250.0.0/24, Slurm ports 17800/17801;
 #                  k in 1..9: hosts c<k>node1.., "c<k>head", subnet 10.250.<10+k>.0/24, ports 17800+2k/+1;
@@ -248,5 +250,20 @@ status)
   ip netns list | grep -E "^$PREFIX[0-9]+" || echo "cluster $ID: no hosts"
   [ -f "$DIR/slurm.conf" ] && SLURM_CONF=$DIR/slurm.conf sinfo 2>&1
   ;;
-*) die "unknown command $CMD (up, down, with, env, exec, status)" ;;
+link)
+  [ $# -eq 2 ] && [[ "$2" =~ ^(up|down)$ ]] || die "usage: cluster.sh link HOST down|up"
+  names "$(pick_id)"
+  i=${1##*node}
+  [ -e "/run/netns/$1" ] && [ -e "/sys/class/net/${TAG}h$i" ] || die "no host $1 in cluster $ID"
+  ip link set "${TAG}h$i" "$2"
+  ;;
+crash)
+  [ $# -eq 1 ] || die "usage: cluster.sh crash HOST"
+  names "$(pick_id)"
+  i=${1##*node}
+  [ -e "/run/netns/$1" ] && [ -e "/sys/class/net/${TAG}h$i" ] || die "no host $1 in cluster $ID"
+  ip link set "${TAG}h$i" down # first: a dead host sends nothing more, not even a TCP reset
+  host_pids "$1" | xargs -r kill -9
+  ;;
+*) die "unknown command $CMD (up, down, with, env, exec, status, link, crash)" ;;
 esac

@@ -11,13 +11,18 @@
 #    checkpoint, exit 75, requeue, the next run resumes and ends bit-identical;
 #  - jobs/array_presets.sbatch gives every task its own run directory when the user passes run.dir; every job
 #    script carries the commented template lines (--time, --account, --partition, --mem, module load).
-# Needs root (ip netns); prints "SKIP: needs root and ip netns" and exits 0 otherwise. Node death and network
-# stall: tests/cluster/node_failure.sh (not run here yet: the program still waits forever in a collective).
-# usage: tests/cluster/run_tests.sh BUILD_DIR SOURCE_DIR   (by hand: not yet registered in CTest, see README)
+#  - a network stall (a host cut off for 3 s) is survived, bit-identical;
+#  - a host that dies (cut off, every process in it killed, slurmd too) under mpirun: the job ends within a minute
+#    naming the lost host (Open MPI's daemon keepalive or vamp_mpi's run.peer_timeout), the rerun on the surviving
+#    hosts resumes from the last checkpoint, bit-identical; under Slurm (multi_node.sbatch on 2 nodes): the
+#    surviving rank ends after run.peer_timeout naming the lost host, the job ends, and a rerun resumes
+#    bit-identical.
+# Needs root (ip netns); prints "SKIP: needs root and ip netns" and exits 77 (CTest's skip) otherwise.
+# usage: tests/cluster/run_tests.sh BUILD_DIR SOURCE_DIR   (CTest: test_cluster)
 set -uo pipefail
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! ip netns list >/dev/null 2>&1; then
   echo "SKIP: needs root and ip netns"
-  exit 0
+  exit 77
 fi
 # The hosts replace /tmp by their own: everything they share (data, runs, cluster state) lives in /var/tmp.
 export TMPDIR=/var/tmp
@@ -142,6 +147,69 @@ wait_state "${id}_0" COMPLETED 120 && wait_state "${id}_1" COMPLETED 120 &&
   [ -f "$TMP/sweep/hvae_standard/final.h5" ] && [ -f "$TMP/sweep/hvae_vampprior/final.h5" ] &&
   ok "array_presets.sbatch --set run.dir=D: task i trained in D/<preset>" ||
   { bad "array job run directories: $(ls -R "$TMP/sweep" 2>&1 | xargs)"; tail -5 "$TMP"/job-"$id"*.out 2>/dev/null; }
+
+# --- a stall and dead hosts. Open MPI's daemons keep their TCP links alive with probes (short here, see
+# docs/running.md), so that mpirun notices a host that vanished without a word.
+KEEPALIVE=(--mca oob_tcp_keepalive_time 5 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3)
+wait_for() { for _ in $(seq $((10 * $2))); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
+timeout 300 mpirun "${KEEPALIVE[@]}" --host "$H1:1,$H2:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/stall" \
+  --set run.peer_timeout=60 >"$TMP/stall.log" 2>&1 &
+pid=$!
+wait_for "$TMP/stall/latest" 120 && { "$CLUSTER" link "$H2" down; sleep 3; "$CLUSTER" link "$H2" up; }
+wait $pid
+rc=$?
+[ $rc = 0 ] && ok "$H2 cut off for 3 s mid-run (run.peer_timeout = 60): the run went on" || bad "stall (exit $rc)" "$TMP/stall.log"
+same "after the stall: final parameters bit-identical to the uninterrupted run" "$TMP/stall"
+
+timeout 300 mpirun "${KEEPALIVE[@]}" --host "$H1:1,$H2:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/death" \
+  --set run.peer_timeout=20 >"$TMP/death.log" 2>&1 &
+pid=$!
+if wait_for "$TMP/death/latest" 120; then
+  t0=$(date +%s)
+  "$CLUSTER" crash "$H2"
+  wait $pid
+  rc=$?
+  took=$(($(date +%s) - t0))
+  if [ $rc != 0 ] && [ $rc != 124 ] && [ $took -le 60 ] && grep -q "$H2" "$TMP/death.log" &&
+     grep -qE "lost communication with a remote daemon|no answer from the other ranks" "$TMP/death.log"; then
+    ok "$H2 died under mpirun: the job ended after $took s naming $H2 (exit $rc)"
+  else
+    bad "$H2 died under mpirun: exit $rc after $took s" "$TMP/death.log"
+  fi
+  ls "$TMP/death"/*.tmp* >/dev/null 2>&1 && bad "a temporary file was left: $(ls "$TMP/death")"
+  timeout 300 mpirun --host "$H1:1,$H3:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/death" >"$TMP/death2.log" 2>&1
+  rc=$?
+  [ $rc = 0 ] && grep -q "resumed from $TMP/death/ckpt-" "$TMP/death2.log" &&
+    ok "resubmitted on $H1 and $H3: resumed from the last checkpoint" || bad "resume after $H2 died (exit $rc)" "$TMP/death2.log"
+  same "after the dead host: final parameters bit-identical to the uninterrupted run" "$TMP/death"
+else
+  bad "the run before the host death wrote no checkpoint" "$TMP/death.log"
+  kill $pid 2>/dev/null
+fi
+
+# under Slurm: $H3 dies while a 2-node job runs on $H1 and $H3 ($H2 is dead already)
+id=$(submit --nodes=2 --ntasks-per-node=1 -w "$H1,$H3" jobs/multi_node.sbatch "$TMP/c.ini" --set run.dir="$TMP/sdeath" \
+  --set run.peer_timeout=20)
+if wait_for "$TMP/sdeath/latest" 120; then
+  t0=$(date +%s)
+  "$CLUSTER" crash "$H3"
+  wait_state "$id" "FAILED|NODE_FAIL|CANCELLED|TIMEOUT|COMPLETED" 180
+  took=$(($(date +%s) - t0))
+  st=$(state "$id")
+  if [[ "$st" =~ ^(FAILED|NODE_FAIL|CANCELLED)$ ]] && grep -q "no answer from the other ranks .*$H3" "$TMP/job-$id.out"; then
+    ok "$H3 died under Slurm: the rank on $H1 named $H3 after run.peer_timeout, job $id ended $st after $took s"
+  else
+    bad "$H3 died under Slurm: job $id $st after $took s" "$TMP/job-$id.out"
+  fi
+  timeout 300 mpirun --host "$H1:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/sdeath" >"$TMP/sdeath2.log" 2>&1
+  rc=$?
+  [ $rc = 0 ] && grep -q "resumed from $TMP/sdeath/ckpt-" "$TMP/sdeath2.log" &&
+    ok "rerun on $H1 alone: resumed from the last checkpoint" || bad "resume after $H3 died (exit $rc)" "$TMP/sdeath2.log"
+  same "after the dead Slurm node: final parameters bit-identical to the uninterrupted run" "$TMP/sdeath"
+else
+  bad "the Slurm job before the host death wrote no checkpoint: job $id $(state "$id")" "$TMP/job-$id.out"
+  scancel "$id" 2>/dev/null
+fi
 
 missing=""
 for f in jobs/*.sbatch; do
