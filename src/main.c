@@ -18,6 +18,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <getopt.h>
 #include <unistd.h>
 
 #define MAX_SETS 256
@@ -95,35 +96,67 @@ typedef struct {
     const char *eval_path; /* --eval PATH, or NULL to train */
     const char *sets[MAX_SETS];
     int nset;
+    double progress;       /* --progress: seconds between progress lines; < 0: 10 on a terminal, else 60 */
 } vamp_args;
 
+static const struct option LONG_OPTIONS[] = {
+    {"set", required_argument, NULL, 's'},     {"resume", required_argument, NULL, 'r'},
+    {"eval", required_argument, NULL, 'e'},    {"progress", required_argument, NULL, 'p'},
+    {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0}};
+
+/* An unknown option as a message, with the nearest known one when it looks like a typo. */
+static void unknown_option(const char *arg, MPI_Comm comm)
+{
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)strcspn(arg, "="), arg);
+    const char *names[8];
+    char dashed[8][24];
+    int n = 0;
+    for (const struct option *o = LONG_OPTIONS; o->name; o++, n++) {
+        snprintf(dashed[n], sizeof dashed[n], "--%s", o->name);
+        names[n] = dashed[n];
+    }
+    const char *near = config_closest(word, names, n);
+    if (near) vamp_input_error(comm, "unknown option \"%s\" (did you mean %s?; see vamp_mpi --help)", arg, near);
+    vamp_input_error(comm, "unknown option \"%s\" (see vamp_mpi --help)", arg);
+}
+
+/* getopt_long: every option is "--opt value" or "--opt=value"; CONFIG.ini may stand anywhere. */
 static void parse_args(vamp_args *a, int argc, char **argv, MPI_Comm comm)
 {
     memset(a, 0, sizeof *a);
     a->resume = "auto";
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--eval") || !strcmp(argv[i], "--resume")) {
-            if (i + 1 >= argc) vamp_input_error(comm, "%s needs an argument (see vamp_mpi --help)", argv[i]);
-            v = argv[i + 1];
-        }
-        if (!strcmp(argv[i], "--set") || !strncmp(argv[i], "--set=", 6)) {
+    a->progress = -1.0;
+    opterr = 0; /* our own messages, from rank 0 only */
+    optind = 1;
+    for (;;) {
+        int c = getopt_long(argc, argv, ":h", LONG_OPTIONS, NULL);
+        if (c == -1) break;
+        const char *arg = argv[optind - 1 < argc ? optind - 1 : argc - 1]; /* the option just read */
+        switch (c) {
+        case 's':
             if (a->nset == MAX_SETS) vamp_input_error(comm, "more than %d --set options", MAX_SETS);
-            a->sets[a->nset++] = v ? v : argv[i] + 6;
-            if (v) i++;
-        } else if (!strcmp(argv[i], "--eval")) {
-            a->eval_path = v;
-            i++;
-        } else if (!strcmp(argv[i], "--resume")) {
-            a->resume = v;
-            i++;
-        } else if (argv[i][0] == '-') {
-            vamp_input_error(comm, "unknown option \"%s\" (see vamp_mpi --help)", argv[i]);
-        } else if (a->cfg_path) {
-            vamp_input_error(comm, "more than one config file given: \"%s\" and \"%s\"", a->cfg_path, argv[i]);
-        } else {
-            a->cfg_path = argv[i];
+            a->sets[a->nset++] = optarg;
+            break;
+        case 'r': a->resume = optarg; break;
+        case 'e': a->eval_path = optarg; break;
+        case 'p': {
+            char *end;
+            a->progress = strtod(optarg, &end);
+            if (end == optarg || *end || !(a->progress >= 0) || a->progress > 1e9)
+                vamp_input_error(comm, "--progress %s: expected seconds between progress lines (0: none)", optarg);
+            break;
         }
+        case ':': vamp_input_error(comm, "%s needs an argument (see vamp_mpi --help)", arg);
+        case '?': unknown_option(arg, comm);
+        default: break; /* --help, --version: answered before MPI_Init */
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (a->cfg_path)
+            vamp_input_error(comm, "more than one config file given: \"%s\" and \"%s\"", a->cfg_path, argv[i]);
+        a->cfg_path = argv[i];
     }
     if (!a->cfg_path && !a->eval_path)
         vamp_input_error(comm, "no config file given (usage: vamp_mpi CONFIG.ini [--set k=v]...; see --help)");

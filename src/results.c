@@ -42,7 +42,7 @@ static vamp_test_result evaluate_test(vamp_trainer *tr, const vamp_data *data, M
     if (tr->cfg.eval_samples > 0) {
         log0(comm, "test log-likelihood: %ld images x %d importance samples\n", data->test.n, tr->cfg.eval_samples);
         if (tr->rank == 0) r.per_image_ll = xmalloc((size_t)data->test.n * sizeof(float));
-        r.ll = eval_log_likelihood(tr, &data->test, tr->cfg.eval_samples, tr->cfg.eval_block, r.per_image_ll, 1);
+        r.ll = eval_log_likelihood(tr, &data->test, tr->cfg.eval_samples, config_eval_block(&tr->cfg), r.per_image_ll, 1);
     }
     return r;
 }

@@ -32,7 +32,7 @@ void trainer_noise(vamp_trainer *t, int r, uint32_t purpose, uint32_t counter, u
 static int activation_rows(const vamp_config *c)
 {
     int rows = c->batch_size / c->stripes > c->eval_batch ? c->batch_size / c->stripes : c->eval_batch;
-    if (c->eval_samples > 0 && c->eval_block > rows) rows = c->eval_block;
+    if (c->eval_samples > 0 && config_eval_block(c) > rows) rows = config_eval_block(c);
     return rows;
 }
 
