@@ -10,6 +10,7 @@
 #include "vamp/results.h"
 #include "vamp/build_info.h"
 #include "vamp/runlog.h"
+#include "vamp/ticker.h"
 #include "vamp/train.h"
 
 #include <math.h>
@@ -179,13 +180,14 @@ static void eval_paths(const char *eval_path, char *params, char *cfg, size_t le
 
 /* Collective. --eval: the saved parameters on the test set; eval.h5 and eval_ pictures beside them. */
 static int run_eval(const vamp_config *cfg, vamp_data *data, const char *params_path, const char *ini,
-                    MPI_Comm comm)
+                    double progress, MPI_Comm comm)
 {
     int rank, size;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     CHECK_MPI(MPI_Comm_size(comm, &size));
     vamp_trainer tr;
     trainer_init(&tr, cfg, data, comm);
+    tr.progress_every = progress;
     params_read(params_path, &tr.model.layout, tr.params, comm);
     log0(comm, "vamp_mpi %s: evaluating %s on %ld test images, %d rank(s)\n", VAMP_VERSION, params_path,
          data->test.n, size);
@@ -223,6 +225,7 @@ static int run_training(const vamp_config *cfg, vamp_data *data, const vamp_args
          data->binary ? "binary" : "gray", data->height, data->width, data->train.n, data->valid.n, data->test.n);
     vamp_trainer tr;
     trainer_init(&tr, cfg, data, comm); /* its checks (sizes, memory) come before anything is written */
+    tr.progress_every = args->progress;
     const size_t N = tr.model.layout.total;
     log0(comm, "model: %s, prior %s, likelihood %s, %zu parameters in %d tensors; %ld steps per epoch\n",
          config_model_name(cfg->model_type), config_prior_name(cfg->prior), config_likelihood_name(cfg->likelihood),
@@ -234,7 +237,14 @@ static int run_training(const vamp_config *cfg, vamp_data *data, const vamp_args
     checkpoint_data_id(&data_id, data, comm);
     liveness_start(cfg->run_dir, cfg->peer_timeout, comm); /* no other run in run.dir from here on */
     training_resume(&tr, &p, args->resume, &data_id, comm);
+    char final_path[VAMP_FILE_PATH_LEN];
+    snprintf(final_path, sizeof final_path, "%s/final.h5", cfg->run_dir);
+    if (strcmp(args->resume, "none") != 0 && results_saved(&tr, final_path, ini, tr.step, training_is_over(&tr, &p))) {
+        trainer_free(&tr); /* a finished run: its results are printed, nothing is written */
+        return 0;
+    }
     /* every check has passed: only now is anything written to run.dir */
+    if (!strcmp(args->resume, "none")) run_dir_set_aside(cfg->run_dir, comm);
     run_dir_prepare(cfg->run_dir, ini, comm);
     int status = train_epochs(&tr, &p, &data_id, ini, &stop_signal);
     if (status == 0) {
@@ -248,8 +258,8 @@ static int run_training(const vamp_config *cfg, vamp_data *data, const vamp_args
     if (status == 0) {
         memcpy(tr.params, tr.best, N * sizeof(float)); /* evaluate the best parameters */
         log0(comm, "evaluating the parameters of epoch %d on %ld test images\n", p.best_epoch, data->test.n);
-        vamp_attr more[] = {{"epochs", p.epoch - 1}, {"best_epoch", p.best_epoch}, {"steps", (double)tr.step},
-                            {"train_seconds", p.train_seconds}, {"best_val_loss", p.best_val}};
+        vamp_attr more[] = {{"epochs", p.epoch - 1, 1}, {"best_epoch", p.best_epoch, 1}, {"steps", (double)tr.step, 1},
+                            {"train_seconds", p.train_seconds, 0}, {"best_val_loss", p.best_val, 0}};
         char path[VAMP_FILE_PATH_LEN];
         snprintf(path, sizeof path, "%s/final.h5", cfg->run_dir);
         results_write(&tr, data, ini, more, (int)(sizeof more / sizeof more[0]), path, cfg->run_dir, "");
@@ -290,6 +300,7 @@ int main(int argc, char **argv)
 
     vamp_args args;
     parse_args(&args, argc, argv, comm);
+    if (args.progress < 0) args.progress = ticker_default_every(); /* rank 0's view is the one that prints */
     char params_path[VAMP_FILE_PATH_LEN] = "", eval_cfg[VAMP_FILE_PATH_LEN] = "";
     if (args.eval_path) {
         eval_paths(args.eval_path, params_path, eval_cfg, sizeof params_path);
@@ -309,7 +320,7 @@ int main(int argc, char **argv)
      * rank, so that one arriving while the data loads still ends in a checkpoint and status 75 */
     if (!args.eval_path) install_signal_handlers(rank);
     data_load(&data, &cfg, comm); /* every input check happens before anything is written */
-    int status = args.eval_path ? run_eval(&cfg, &data, params_path, ini, comm)
+    int status = args.eval_path ? run_eval(&cfg, &data, params_path, ini, args.progress, comm)
                                 : run_training(&cfg, &data, &args, ini, comm);
     data_free(&data);
     free(ini);
