@@ -30,10 +30,11 @@ static hid_t build_params_file(const vamp_layout *l, const float *params, const 
 {
     hid_t f = h5file_create();
     if (f < 0) return -1;
-    int ok = h5_attr_string(f, "format", VAMP_PARAMS_FORMAT) == 0 &&
-             h5_attr_double(f, "version", VAMP_PARAMS_VERSION) == 0 && h5_attr_string(f, "config", config_ini) == 0 &&
-             provenance_write_attrs(f, prov) == 0;
-    for (int i = 0; ok && i < nattrs; i++) ok = h5_attr_double(f, attrs[i].key, attrs[i].value) == 0;
+    int ok = h5_attr_utf8(f, "format", VAMP_PARAMS_FORMAT) == 0 && h5_attr_i32(f, "version", VAMP_PARAMS_VERSION) == 0 &&
+             h5_attr_utf8(f, "config", config_ini) == 0 && provenance_write_attrs(f, prov) == 0;
+    for (int i = 0; ok && i < nattrs; i++)
+        ok = (attrs[i].integer ? h5_attr_i64(f, attrs[i].key, (int64_t)attrs[i].value)
+                               : h5_attr_double(f, attrs[i].key, attrs[i].value)) == 0;
     for (int i = 0; ok && i < l->n; i++) {
         const vamp_tensor *t = &l->t[i];
         char name[VAMP_NAME_LEN + 16];
@@ -276,8 +277,8 @@ static hid_t build_checkpoint(const vamp_layout *l, float *const bufs[NGROUPS], 
 {
     hid_t f = h5file_create();
     if (f < 0) return -1;
-    int ok = h5_attr_string(f, "format", VAMP_CKPT_FORMAT) == 0 &&
-             h5_attr_double(f, "version", VAMP_CKPT_VERSION) == 0 && h5_attr_string(f, "config", config_ini) == 0 &&
+    int ok = h5_attr_utf8(f, "format", VAMP_CKPT_FORMAT) == 0 && h5_attr_i32(f, "version", VAMP_CKPT_VERSION) == 0 &&
+             h5_attr_utf8(f, "config", config_ini) == 0 &&
              provenance_write_attrs(f, prov) == 0;
     for (size_t i = 0; ok && i < NFIELDS; i++) ok = h5_attr_double(f, FIELDS[i].name, field_get(rec, &FIELDS[i])) == 0;
     for (int g = 0; ok && g < NGROUPS; g++) {

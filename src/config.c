@@ -65,6 +65,79 @@ _Static_assert(sizeof KEYS / sizeof KEYS[0] <= VAMP_CONFIG_KEYS, "raise VAMP_CON
 
 static int set_value(vamp_config *c, const key_def *k, const char *value);
 
+/* ---- "did you mean": the closest known word by edit distance, if it is close enough to be a typo ---- */
+
+/* Levenshtein distance of a and b (each cut at 63 characters: names are short). */
+static int edit_distance(const char *a, const char *b)
+{
+    int la = (int)strnlen(a, 63), lb = (int)strnlen(b, 63), row[64];
+    for (int j = 0; j <= lb; j++) row[j] = j;
+    for (int i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* Keeps cand in best/best_d if it is nearer to word than the best so far and near enough to be a typo: at
+ * most 1 edit for words of up to 4 characters, 2 up to 8, 3 beyond. */
+static void consider(const char *word, const char *cand, char *best, size_t len, int *best_d)
+{
+    size_t n = strlen(word);
+    int limit = n <= 4 ? 1 : n <= 8 ? 2 : 3, d = edit_distance(word, cand);
+    if (d <= limit && d < *best_d) {
+        *best_d = d;
+        snprintf(best, len, "%s", cand);
+    }
+}
+
+const char *config_closest(const char *word, const char *const *cands, int n)
+{
+    char best[160] = "";
+    int best_d = 1 << 30, at = -1;
+    for (int i = 0; i < n; i++) {
+        int before = best_d;
+        consider(word, cands[i], best, sizeof best, &best_d);
+        if (best_d < before) at = i;
+    }
+    return at >= 0 ? cands[at] : NULL;
+}
+
+/* " (did you mean X?)" with the closest enum choice, section, key of `section` or "section.key" of any section
+ * (what: 'c' choices of k, 's' sections, 'k' keys of section, 'f' full names), or "" if none is close. */
+static const char *did_you_mean(char what, const char *word, const key_def *k, const char *section, char *out,
+                                size_t len)
+{
+    char best[160] = "", cand[160];
+    int best_d = 1 << 30;
+    if (what == 'c') {
+        for (const char *p = k->choices; p && *p;) {
+            size_t n = strcspn(p, "|");
+            snprintf(cand, sizeof cand, "%.*s", (int)n, p);
+            consider(word, cand, best, sizeof best, &best_d);
+            p = p[n] ? p + n + 1 : NULL;
+        }
+    } else {
+        for (int i = 0; i < (int)(sizeof KEYS / sizeof KEYS[0]); i++) {
+            if (what == 's') snprintf(cand, sizeof cand, "%s", KEYS[i].section);
+            else if (what == 'k' && !strcmp(KEYS[i].section, section)) snprintf(cand, sizeof cand, "%s", KEYS[i].name);
+            else if (what == 'f') snprintf(cand, sizeof cand, "%s.%s", KEYS[i].section, KEYS[i].name);
+            else continue;
+            consider(word, cand, best, sizeof best, &best_d);
+        }
+    }
+    if (best[0]) snprintf(out, len, " (did you mean %s%s%s?)", what == 's' ? "[" : "", best, what == 's' ? "]" : "");
+    else out[0] = '\0';
+    return out;
+}
+
 static const char *choice_name(const char *choices, int idx, char *buf, size_t len)
 {
     const char *p = choices;
@@ -267,14 +340,25 @@ static int on_key(void *user, const char *section, const char *name, const char 
     p->failed = 1;
     char buf[128];
     if (!section_known(section)) {
-        snprintf(p->err, p->errlen, "%s:%d: unknown section [%s]: expected one of "
-                 "[run] [data] [model] [prior] [train] [eval] [checkpoint]", p->path, p->line, section);
+        char dym[200];
+        snprintf(p->err, p->errlen, "%s:%d: unknown section [%s]%s: expected one of "
+                 "[run] [data] [model] [prior] [train] [eval] [checkpoint]", p->path, p->line, section,
+                 did_you_mean('s', section, NULL, NULL, dym, sizeof dym));
         return 0;
     }
     const key_def *k = find_key(section, name);
     if (!k) {
-        snprintf(p->err, p->errlen, "%s:%d: unknown key \"%s\" in [%s] (see configs/README.md for every key)",
-                 p->path, p->line, name, section);
+        char dym[200], full[160];
+        did_you_mean('k', name, NULL, section, dym, sizeof dym);
+        if (!dym[0]) { /* a key of another section? */
+            snprintf(full, sizeof full, "%s.%s", section, name);
+            did_you_mean('f', full, NULL, NULL, dym, sizeof dym);
+            for (int i = 0; !dym[0] && i < NKEYS; i++)
+                if (!strcmp(KEYS[i].name, name))
+                    snprintf(dym, sizeof dym, " (did you mean [%s] %s?)", KEYS[i].section, name);
+        }
+        snprintf(p->err, p->errlen, "%s:%d: unknown key \"%s\" in [%s]%s (see configs/README.md for every key)",
+                 p->path, p->line, name, section, dym);
         return 0;
     }
     int idx = (int)(k - KEYS);
@@ -284,12 +368,14 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 0;
     }
     if (set_value(p->c, k, value) != 0) {
-        char vbuf[128];
-        snprintf(p->err, p->errlen, "%s:%d: [%s] %s = \"%s\": expected %s", p->path, p->line, section, name,
-                 shown(value, vbuf, sizeof vbuf), allowed(k, buf, sizeof buf));
+        char vbuf[128], dym[200] = "";
+        if (k->kind == K_ENUM) did_you_mean('c', value, k, NULL, dym, sizeof dym);
+        snprintf(p->err, p->errlen, "%s:%d: [%s] %s = \"%s\"%s: expected %s", p->path, p->line, section, name,
+                 shown(value, vbuf, sizeof vbuf), dym, allowed(k, buf, sizeof buf));
         return 0;
     }
     p->set_line[idx] = p->line;
+    p->c->origin[idx] = p->line;
     p->failed = 0;
     return 1;
 }
@@ -310,16 +396,21 @@ static int apply_set(vamp_config *c, const char *s, char *err, size_t errlen)
     snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
     const key_def *k = find_key(section, name);
     if (!k) {
-        snprintf(err, errlen, "--set %s: unknown key %s.%s (see configs/README.md for every key)", s, section, name);
+        char full[160], dym[200];
+        snprintf(full, sizeof full, "%s.%s", section, name);
+        snprintf(err, errlen, "--set %s: unknown key %s%s (see configs/README.md for every key)", s, full,
+                 did_you_mean('f', full, NULL, NULL, dym, sizeof dym));
         return -1;
     }
     if (set_value(c, k, eq + 1) != 0) {
-        char vbuf[128];
+        char vbuf[128], dym[200] = "";
         shown(eq + 1, vbuf, sizeof vbuf);
-        snprintf(err, errlen, "--set %s.%s=%s: [%s] %s = \"%s\": expected %s", section, name, vbuf, section, name,
-                 vbuf, allowed(k, buf, sizeof buf));
+        if (k->kind == K_ENUM) did_you_mean('c', eq + 1, k, NULL, dym, sizeof dym);
+        snprintf(err, errlen, "--set %s.%s=%s: [%s] %s = \"%s\"%s: expected %s", section, name, vbuf, section, name,
+                 vbuf, dym, allowed(k, buf, sizeof buf));
         return -1;
     }
+    c->origin[k - KEYS] = -1;
     return 0;
 }
 
@@ -408,16 +499,46 @@ int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen)
     if (c->batch_size % c->stripes != 0)
         return fail(err, errlen, "%s: [train] batch_size = %d is not divisible by [data] stripes = %d (every batch "
                     "takes the same number of images from each stripe)", src, c->batch_size, c->stripes);
-    if (c->likelihood == LIK_LOGISTIC256 && c->binarize != BIN_NONE)
+    if (c->likelihood == LIK_LOGISTIC256 && c->binarize != BIN_NONE) {
+        char o1[VAMP_FILE_PATH_LEN], o2[VAMP_FILE_PATH_LEN];
         return fail(err, errlen, "%s: [model] likelihood = logistic256 models grey levels: set [data] binarize = none "
-                    "(it is %s)", src, c->binarize == BIN_DYNAMIC ? "dynamic" : "static");
+                    "(it is %s, %s)", config_origin(c, "model", "likelihood", o1, sizeof o1),
+                    c->binarize == BIN_DYNAMIC ? "dynamic" : "static", config_origin(c, "data", "binarize", o2, sizeof o2));
+    }
     if (config_prior_is_vamp(c->prior) && c->components < c->stripes)
         return fail(err, errlen, "%s: [prior] components = %d is smaller than [data] stripes = %d (the pseudo-inputs "
                     "are cut into one chunk per stripe)", src, c->components, c->stripes);
-    if (c->eval_samples > 0 && c->eval_samples % c->eval_block != 0)
-        return fail(err, errlen, "%s: [eval] samples = %d is not a multiple of [eval] block = %d", src,
-                    c->eval_samples, c->eval_block);
+    if (c->eval_samples > c->eval_block && c->eval_samples % c->eval_block != 0) {
+        char o1[VAMP_FILE_PATH_LEN], o2[VAMP_FILE_PATH_LEN];
+        return fail(err, errlen, "%s: [eval] samples = %d is not a multiple of [eval] block = %d (%s): choose a "
+                    "block that divides the samples (a block larger than the samples is cut to them)",
+                    config_origin(c, "eval", "samples", o1, sizeof o1), c->eval_samples, c->eval_block,
+                    config_origin(c, "eval", "block", o2, sizeof o2));
+    }
     return 0;
+}
+
+int config_eval_block(const vamp_config *c)
+{
+    return c->eval_samples > 0 && c->eval_samples < c->eval_block ? c->eval_samples : c->eval_block;
+}
+
+const char *config_origin(const vamp_config *c, const char *section, const char *name, char *buf, size_t len)
+{
+    const key_def *k = find_key(section, name);
+    int o = k ? c->origin[k - KEYS] : 0;
+    if (o > 0) {
+        snprintf(buf, len, "%s:%d", c->source, o);
+    } else if (o < 0) {
+        char val[VAMP_FILE_PATH_LEN];
+        format_value(c, k, val, sizeof val);
+        snprintf(buf, len, "--set %s.%s=%s", section, name, val);
+    } else if (strcmp(c->source, "(defaults)") != 0) {
+        snprintf(buf, len, "the default: not set in %s", c->source);
+    } else {
+        snprintf(buf, len, "the default");
+    }
+    return buf;
 }
 
 static void format_value(const vamp_config *c, const key_def *k, char *val, size_t len)

@@ -3,6 +3,7 @@
 #include "vamp/check.h"
 #include "vamp/pictures.h"
 #include "vamp/runlog.h"
+#include "vamp/ticker.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -44,6 +45,13 @@ void training_resume(vamp_trainer *tr, vamp_progress *p, const char *how, const 
     free(list);
 }
 
+int training_is_over(const vamp_trainer *tr, const vamp_progress *p)
+{
+    const vamp_config *cfg = &tr->cfg;
+    return p->epoch > cfg->epochs || (cfg->max_steps > 0 && tr->step >= cfg->max_steps) ||
+           (cfg->patience > 0 && p->since_best > cfg->patience);
+}
+
 /* One training run of the loop: the trainer, where it stands and what the checkpoints need. */
 typedef struct {
     vamp_trainer *tr;
@@ -55,6 +63,9 @@ typedef struct {
     double last_ckpt;   /* wall time of the last checkpoint (checkpoint.every_minutes) */
     double t0;          /* start of the epoch's time not yet added to the progress */
     int done;           /* training is over after this epoch (or this step) */
+    vamp_ticker tick;   /* rank 0's progress lines in the epoch */
+    long it0;           /* batch the epoch started from in this process (a resume starts part-way) */
+    double val_seconds; /* the last validation's wall time, for the run's ETA (0: none yet) */
     int periodic_due;   /* a periodic checkpoint fell on the epoch's last step: written when it is closed */
 } epoch_run;
 
@@ -65,6 +76,32 @@ static void add_time(epoch_run *r)
     r->p->epoch_seconds += now - r->t0;
     r->p->train_seconds += now - r->t0;
     r->t0 = now;
+}
+
+/* Rank 0 only, from its own clock (no MPI call): where the epoch stands, images/s, the ETA of the epoch and,
+ * at most, of the run (train.epochs and train.max_steps bound it; early stopping may end it sooner). */
+static void progress_line(epoch_run *r)
+{
+    const vamp_trainer *tr = r->tr;
+    const vamp_progress *p = r->p;
+    const vamp_config *cfg = &tr->cfg;
+    if (!ticker_due(&r->tick) || p->it <= r->it0) return;
+    const double per_step = (r->tick.last - r->tick.t0) / (double)(p->it - r->it0);
+    long left_epoch = tr->steps_per_epoch - p->it, left_run = left_epoch + (long)(cfg->epochs - p->epoch) * tr->steps_per_epoch;
+    if (cfg->max_steps > 0) {
+        long cap = cfg->max_steps - tr->step;
+        if (left_epoch > cap) left_epoch = cap;
+        if (left_run > cap) left_run = cap;
+    }
+    const long epochs_left = cfg->max_steps > 0 ? 1 + left_run / tr->steps_per_epoch : cfg->epochs - p->epoch + 1;
+    char e1[32], e2[32];
+    printf("  epoch %d/%d  batch %ld/%ld (%.0f%%)  %.0f images/s  ETA epoch %s, run %s at most (%s; early stopping "
+           "may end it sooner)\n", p->epoch, cfg->epochs, p->it, tr->steps_per_epoch,
+           100.0 * (double)p->it / (double)tr->steps_per_epoch, cfg->batch_size / per_step,
+           ticker_hms(left_epoch * per_step + r->val_seconds, e1, sizeof e1),
+           ticker_hms(left_run * per_step + epochs_left * r->val_seconds, e2, sizeof e2),
+           cfg->max_steps > 0 ? "train.max_steps" : "train.epochs");
+    fflush(stdout);
 }
 
 /* A batch whose gradient is not finite: skipped (train.on_nan = skip), else the end of the program with a
@@ -106,6 +143,7 @@ static int run_batch(epoch_run *r)
     p->sum_kl += e.kl;
     p->nsteps++;
     p->it++;
+    progress_line(r);
     if (cfg->max_steps > 0 && tr->step >= cfg->max_steps) r->done = 1;
     /* one small allreduce per step: all ranks agree on stopping and on periodic checkpoints */
     int flags[2] = {*r->stop != 0,
@@ -159,6 +197,7 @@ static int close_epoch(epoch_run *r)
     p->epoch_seconds += now - r->t0;
     p->train_seconds += now - r->t0;
     vamp_elbo v = trainer_eval_elbo(tr, &tr->data->valid);
+    r->val_seconds = wall_seconds() - now;
     float beta = trainer_beta(cfg, p->epoch);
     long ns = p->nsteps > 0 ? p->nsteps : 1;
     metrics_row(&r->metrics, p->epoch, tr->step, beta, p->sum_loss / ns, p->sum_re / ns, p->sum_kl / ns, v.loss,
@@ -188,13 +227,14 @@ int train_epochs(vamp_trainer *tr, vamp_progress *p, const vamp_data_id *id, con
     epoch_run r = {.tr = tr, .p = p, .id = id, .ini = ini, .stop = stop};
     metrics_open(&r.metrics, cfg->run_dir, p->epoch, tr->comm);
     /* a resumed run may already be over (its checkpoint written when training ended) */
-    r.done = p->epoch > cfg->epochs || (cfg->max_steps > 0 && tr->step >= cfg->max_steps) ||
-             (cfg->patience > 0 && p->since_best > cfg->patience);
+    r.done = training_is_over(tr, p);
     const int trained = !r.done;
     int last_improved = 0, ended_mid_epoch = 0;
     r.last_ckpt = wall_seconds();
     while (!r.done) {
         r.t0 = wall_seconds();
+        ticker_start(&r.tick, tr->progress_every, tr->rank);
+        r.it0 = p->it;
         r.periodic_due = 0;
         while (p->it < tr->steps_per_epoch && !r.done)
             if (run_batch(&r)) {

@@ -1,6 +1,7 @@
 /* Importance-sampled log-likelihood, active units and KL per unit over a data split (see eval.h); the rows come
  * through the plan's block loop (data.h), the noise through trainer_noise. */
 #include "vamp/eval.h"
+#include "vamp/ticker.h"
 #include "vamp/check.h"
 #include "vamp/rng.h"
 #include "vamp/runlog.h"
@@ -67,19 +68,13 @@ double eval_log_likelihood(vamp_trainer *t, const vamp_split *sp, int S, int blo
     float *mine = xmalloc((size_t)(nrows > 0 ? nrows : 1) * sizeof(float));
     trainer_prior_components(t);
 
-    double t0 = wall_seconds(), last = t0;
+    vamp_ticker tick;
+    ticker_start(&tick, progress ? t->progress_every : 0.0, t->rank);
     for (vamp_block b = block_first(sp, 1); b.rows > 0; block_next(sp, &b)) { /* image by image */
         double ll = image_log_likelihood(t, sp->x + (size_t)(b.row - sp->row_lo) * D, b.row, S, block);
         mine[b.row - sp->row_lo] = (float)ll;
         stripe_sum[b.i] += ll;
-        double now = wall_seconds();
-        if (progress && now - last > 10.0) {
-            last = now;
-            long done = b.row - sp->row_lo + 1;
-            double rate = done / (now - t0);
-            log0(t->comm, "  test log-likelihood: %ld of %ld images on rank 0 (%.1f images/s per rank, ETA %.0f s)\n",
-                 done, nrows, rate, (nrows - done) / rate);
-        }
+        ticker_phase(&tick, "test log-likelihood", b.row - sp->row_lo + 1, nrows);
     }
     double total;
     reduce_chunk_scalars(&total, stripe_sum, nloc, 1, t->comm);

@@ -179,11 +179,6 @@ static int attr_write_string(hid_t loc, const char *name, hid_t type, const void
     return ok ? 0 : -1;
 }
 
-int h5_attr_string(hid_t loc, const char *name, const char *value)
-{
-    return attr_write_string(loc, name, string_type(strlen(value) + 1, H5T_CSET_ASCII), value);
-}
-
 int h5_attr_utf8(hid_t loc, const char *name, const char *value)
 {
     return attr_write_string(loc, name, string_type(H5T_VARIABLE, H5T_CSET_UTF8), &value);
@@ -204,6 +199,11 @@ int h5_attr_i32(hid_t loc, const char *name, int32_t value)
     return attr_write(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &value);
 }
 
+int h5_attr_i64(hid_t loc, const char *name, int64_t value)
+{
+    return attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
 static int attr_read(hid_t loc, const char *name, hid_t mtype, void *out)
 {
     if (H5Aexists(loc, name) <= 0) return -1;
@@ -222,6 +222,19 @@ char *h5_attr_read_string(hid_t loc, const char *name)
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     hid_t t = a >= 0 ? H5Aget_type(a) : -1;
     size_t n = t >= 0 ? H5Tget_size(t) : 0;
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0) { /* UTF-8, as written now */
+        hid_t mt = string_type(H5T_VARIABLE, H5Tget_cset(t));
+        char *v = NULL, *s = NULL;
+        if (mt >= 0 && H5Aread(a, mt, &v) >= 0 && v && strlen(v) <= ((size_t)1 << 24)) {
+            s = xmalloc(strlen(v) + 1);
+            strcpy(s, v);
+        }
+        if (v) H5free_memory(v);
+        if (mt >= 0) H5Tclose(mt);
+        H5Tclose(t);
+        H5Aclose(a);
+        return s;
+    }
     int ok = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0 && n > 0 && n <= ((size_t)1 << 24);
     char *s = ok ? xcalloc(n + 1) : NULL;
     hid_t mt = ok ? string_type(n, H5T_CSET_ASCII) : -1;

@@ -10,6 +10,7 @@
 #include "vamp/results.h"
 #include "vamp/build_info.h"
 #include "vamp/runlog.h"
+#include "vamp/ticker.h"
 #include "vamp/train.h"
 
 #include <math.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <getopt.h>
 #include <unistd.h>
 
 #define MAX_SETS 256
@@ -37,13 +39,23 @@ static void usage(FILE *out)
             "log-likelihoods, KL per unit), samples.png, reconstructions.png, pseudo_inputs.png, pictures.h5.\n"
             "The last lines printed are `key = value` results (test_ll, test_elbo, active units, ...).\n"
             "\n"
-            "options:\n"
+            "Re-running the command of a finished run (final.h5 of the same configuration, training over) prints its\n"
+            "results and exits 0 without writing; with train.epochs raised, training continues from its last\n"
+            "checkpoint.\n"
+            "\n"
+            "options (each as --opt value or --opt=value):\n"
             "  --set section.key=value  override one configuration key (repeatable; wins over the file)\n"
             "  --resume auto|none|PATH  continue from a checkpoint: auto (default) takes the newest valid one in\n"
-            "                           run.dir (falling back to older ones), none starts afresh\n"
+            "                           run.dir (falling back to older ones); none starts afresh, moving the files of\n"
+            "                           an earlier run in run.dir (checkpoints, final.h5, ...) to run.dir/previous-N\n"
             "  --eval PATH              evaluate saved parameters (RUN_DIR/final.h5 or a file) on the test set\n"
             "                           without training; config from CONFIG.ini, else config.ini beside them;\n"
             "                           writes eval.h5 beside the parameters\n"
+            "  --progress SECONDS       rank 0 prints a progress line (batch k of n, images/s, ETA of the epoch and,\n"
+            "                           at most, of the run; the same for the evaluation phases) every SECONDS;\n"
+            "                           default 10 when the output is a terminal, 60 when it is a file or a pipe (a\n"
+            "                           Slurm log); 0: none. Whole lines, never a carriage return; one line per\n"
+            "                           epoch is always printed. It changes no result.\n"
             "  --help                   this text\n"
             "  --version                version and build: git commit, compiler, OpenBLAS core and configuration,\n"
             "                           MPI and HDF5 libraries (also in the run log and in every HDF5 file written)\n"
@@ -95,35 +107,67 @@ typedef struct {
     const char *eval_path; /* --eval PATH, or NULL to train */
     const char *sets[MAX_SETS];
     int nset;
+    double progress;       /* --progress: seconds between progress lines; < 0: 10 on a terminal, else 60 */
 } vamp_args;
 
+static const struct option LONG_OPTIONS[] = {
+    {"set", required_argument, NULL, 's'},     {"resume", required_argument, NULL, 'r'},
+    {"eval", required_argument, NULL, 'e'},    {"progress", required_argument, NULL, 'p'},
+    {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0}};
+
+/* An unknown option as a message, with the nearest known one when it looks like a typo. */
+static void unknown_option(const char *arg, MPI_Comm comm)
+{
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)strcspn(arg, "="), arg);
+    const char *names[8];
+    char dashed[8][24];
+    int n = 0;
+    for (const struct option *o = LONG_OPTIONS; o->name; o++, n++) {
+        snprintf(dashed[n], sizeof dashed[n], "--%s", o->name);
+        names[n] = dashed[n];
+    }
+    const char *near = config_closest(word, names, n);
+    if (near) vamp_input_error(comm, "unknown option \"%s\" (did you mean %s?; see vamp_mpi --help)", arg, near);
+    vamp_input_error(comm, "unknown option \"%s\" (see vamp_mpi --help)", arg);
+}
+
+/* getopt_long: every option is "--opt value" or "--opt=value"; CONFIG.ini may stand anywhere. */
 static void parse_args(vamp_args *a, int argc, char **argv, MPI_Comm comm)
 {
     memset(a, 0, sizeof *a);
     a->resume = "auto";
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--eval") || !strcmp(argv[i], "--resume")) {
-            if (i + 1 >= argc) vamp_input_error(comm, "%s needs an argument (see vamp_mpi --help)", argv[i]);
-            v = argv[i + 1];
-        }
-        if (!strcmp(argv[i], "--set") || !strncmp(argv[i], "--set=", 6)) {
+    a->progress = -1.0;
+    opterr = 0; /* our own messages, from rank 0 only */
+    optind = 1;
+    for (;;) {
+        int c = getopt_long(argc, argv, ":h", LONG_OPTIONS, NULL);
+        if (c == -1) break;
+        const char *arg = argv[optind - 1 < argc ? optind - 1 : argc - 1]; /* the option just read */
+        switch (c) {
+        case 's':
             if (a->nset == MAX_SETS) vamp_input_error(comm, "more than %d --set options", MAX_SETS);
-            a->sets[a->nset++] = v ? v : argv[i] + 6;
-            if (v) i++;
-        } else if (!strcmp(argv[i], "--eval")) {
-            a->eval_path = v;
-            i++;
-        } else if (!strcmp(argv[i], "--resume")) {
-            a->resume = v;
-            i++;
-        } else if (argv[i][0] == '-') {
-            vamp_input_error(comm, "unknown option \"%s\" (see vamp_mpi --help)", argv[i]);
-        } else if (a->cfg_path) {
-            vamp_input_error(comm, "more than one config file given: \"%s\" and \"%s\"", a->cfg_path, argv[i]);
-        } else {
-            a->cfg_path = argv[i];
+            a->sets[a->nset++] = optarg;
+            break;
+        case 'r': a->resume = optarg; break;
+        case 'e': a->eval_path = optarg; break;
+        case 'p': {
+            char *end;
+            a->progress = strtod(optarg, &end);
+            if (end == optarg || *end || !(a->progress >= 0) || a->progress > 1e9)
+                vamp_input_error(comm, "--progress %s: expected seconds between progress lines (0: none)", optarg);
+            break;
         }
+        case ':': vamp_input_error(comm, "%s needs an argument (see vamp_mpi --help)", arg);
+        case '?': unknown_option(arg, comm);
+        default: break; /* --help, --version: answered before MPI_Init */
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (a->cfg_path)
+            vamp_input_error(comm, "more than one config file given: \"%s\" and \"%s\"", a->cfg_path, argv[i]);
+        a->cfg_path = argv[i];
     }
     if (!a->cfg_path && !a->eval_path)
         vamp_input_error(comm, "no config file given (usage: vamp_mpi CONFIG.ini [--set k=v]...; see --help)");
@@ -146,13 +190,14 @@ static void eval_paths(const char *eval_path, char *params, char *cfg, size_t le
 
 /* Collective. --eval: the saved parameters on the test set; eval.h5 and eval_ pictures beside them. */
 static int run_eval(const vamp_config *cfg, vamp_data *data, const char *params_path, const char *ini,
-                    MPI_Comm comm)
+                    double progress, MPI_Comm comm)
 {
     int rank, size;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     CHECK_MPI(MPI_Comm_size(comm, &size));
     vamp_trainer tr;
     trainer_init(&tr, cfg, data, comm);
+    tr.progress_every = progress;
     params_read(params_path, &tr.model.layout, tr.params, comm);
     log0(comm, "vamp_mpi %s: evaluating %s on %ld test images, %d rank(s)\n", VAMP_VERSION, params_path,
          data->test.n, size);
@@ -190,6 +235,7 @@ static int run_training(const vamp_config *cfg, vamp_data *data, const vamp_args
          data->binary ? "binary" : "gray", data->height, data->width, data->train.n, data->valid.n, data->test.n);
     vamp_trainer tr;
     trainer_init(&tr, cfg, data, comm); /* its checks (sizes, memory) come before anything is written */
+    tr.progress_every = args->progress;
     const size_t N = tr.model.layout.total;
     log0(comm, "model: %s, prior %s, likelihood %s, %zu parameters in %d tensors; %ld steps per epoch\n",
          config_model_name(cfg->model_type), config_prior_name(cfg->prior), config_likelihood_name(cfg->likelihood),
@@ -201,7 +247,14 @@ static int run_training(const vamp_config *cfg, vamp_data *data, const vamp_args
     checkpoint_data_id(&data_id, data, comm);
     liveness_start(cfg->run_dir, cfg->peer_timeout, comm); /* no other run in run.dir from here on */
     training_resume(&tr, &p, args->resume, &data_id, comm);
+    char final_path[VAMP_FILE_PATH_LEN];
+    snprintf(final_path, sizeof final_path, "%s/final.h5", cfg->run_dir);
+    if (strcmp(args->resume, "none") != 0 && results_saved(&tr, final_path, ini, tr.step, training_is_over(&tr, &p))) {
+        trainer_free(&tr); /* a finished run: its results are printed, nothing is written */
+        return 0;
+    }
     /* every check has passed: only now is anything written to run.dir */
+    if (!strcmp(args->resume, "none")) run_dir_set_aside(cfg->run_dir, comm);
     run_dir_prepare(cfg->run_dir, ini, comm);
     int status = train_epochs(&tr, &p, &data_id, ini, &stop_signal);
     if (status == 0) {
@@ -215,8 +268,8 @@ static int run_training(const vamp_config *cfg, vamp_data *data, const vamp_args
     if (status == 0) {
         memcpy(tr.params, tr.best, N * sizeof(float)); /* evaluate the best parameters */
         log0(comm, "evaluating the parameters of epoch %d on %ld test images\n", p.best_epoch, data->test.n);
-        vamp_attr more[] = {{"epochs", p.epoch - 1}, {"best_epoch", p.best_epoch}, {"steps", (double)tr.step},
-                            {"train_seconds", p.train_seconds}, {"best_val_loss", p.best_val}};
+        vamp_attr more[] = {{"epochs", p.epoch - 1, 1}, {"best_epoch", p.best_epoch, 1}, {"steps", (double)tr.step, 1},
+                            {"train_seconds", p.train_seconds, 0}, {"best_val_loss", p.best_val, 0}};
         char path[VAMP_FILE_PATH_LEN];
         snprintf(path, sizeof path, "%s/final.h5", cfg->run_dir);
         results_write(&tr, data, ini, more, (int)(sizeof more / sizeof more[0]), path, cfg->run_dir, "");
@@ -257,6 +310,7 @@ int main(int argc, char **argv)
 
     vamp_args args;
     parse_args(&args, argc, argv, comm);
+    if (args.progress < 0) args.progress = ticker_default_every(); /* rank 0's view is the one that prints */
     char params_path[VAMP_FILE_PATH_LEN] = "", eval_cfg[VAMP_FILE_PATH_LEN] = "";
     if (args.eval_path) {
         eval_paths(args.eval_path, params_path, eval_cfg, sizeof params_path);
@@ -276,7 +330,7 @@ int main(int argc, char **argv)
      * rank, so that one arriving while the data loads still ends in a checkpoint and status 75 */
     if (!args.eval_path) install_signal_handlers(rank);
     data_load(&data, &cfg, comm); /* every input check happens before anything is written */
-    int status = args.eval_path ? run_eval(&cfg, &data, params_path, ini, comm)
+    int status = args.eval_path ? run_eval(&cfg, &data, params_path, ini, args.progress, comm)
                                 : run_training(&cfg, &data, &args, ini, comm);
     data_free(&data);
     free(ini);

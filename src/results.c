@@ -4,10 +4,12 @@
 #include "vamp/eval.h"
 #include "vamp/pictures.h"
 #include "vamp/runlog.h"
+#include "vamp/h5io.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     double ll, elbo, re, kl;
@@ -42,7 +44,7 @@ static vamp_test_result evaluate_test(vamp_trainer *tr, const vamp_data *data, M
     if (tr->cfg.eval_samples > 0) {
         log0(comm, "test log-likelihood: %ld images x %d importance samples\n", data->test.n, tr->cfg.eval_samples);
         if (tr->rank == 0) r.per_image_ll = xmalloc((size_t)data->test.n * sizeof(float));
-        r.ll = eval_log_likelihood(tr, &data->test, tr->cfg.eval_samples, tr->cfg.eval_block, r.per_image_ll, 1);
+        r.ll = eval_log_likelihood(tr, &data->test, tr->cfg.eval_samples, config_eval_block(&tr->cfg), r.per_image_ll, 1);
     }
     return r;
 }
@@ -73,13 +75,60 @@ static void print_results(MPI_Comm comm, const vamp_test_result *r)
     }
 }
 
+/* Rank 0: the results stored in a parameter file, printed as at the end of training. 0, or -1 if one is missing. */
+static int print_saved(const vamp_trainer *tr, hid_t f)
+{
+    vamp_test_result r;
+    memset(&r, 0, sizeof r);
+    double az1 = 0, az2 = 0, ep = 0, best = 0, secs = 0;
+    if (h5_attr_read_double(f, "test_ll", &r.ll) || h5_attr_read_double(f, "test_elbo", &r.elbo) ||
+        h5_attr_read_double(f, "test_re", &r.re) || h5_attr_read_double(f, "test_kl", &r.kl) ||
+        h5_attr_read_double(f, "active_units_z1", &az1) || h5_attr_read_double(f, "active_units_z2", &az2) ||
+        h5_attr_read_double(f, "epochs", &ep) || h5_attr_read_double(f, "best_epoch", &best) ||
+        h5_attr_read_double(f, "train_seconds", &secs))
+        return -1;
+    r.active_z1 = (int)az1;
+    r.active_z2 = (int)az2;
+    r.nz1 = tr->model.hvae ? tr->model.Z1 : tr->model.Ztop;
+    r.nz2 = tr->model.hvae ? tr->model.Ztop : 0;
+    hsize_t want[2] = {(hsize_t)r.nz1, 1}, found[2];
+    int nd;
+    if (h5_dataset_read_f32(f, "eval/kl_per_unit_z1", 1, want, r.kl_z1, &nd, found) != 0) return -1;
+    want[0] = (hsize_t)r.nz2;
+    if (r.nz2 && h5_dataset_read_f32(f, "eval/kl_per_unit_z2", 1, want, r.kl_z2, &nd, found) != 0) return -1;
+    print_results(MPI_COMM_SELF, &r);
+    printf("epochs = %d\nbest_epoch = %d\ntrain_seconds = %.1f\n", (int)ep, (int)best, secs);
+    fflush(stdout);
+    return 0;
+}
+
+int results_saved(const vamp_trainer *tr, const char *path, const char *ini, long step, int over)
+{
+    int finished = 0;
+    if (tr->rank == 0 && access(path, R_OK) == 0) {
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        char *cfg = f >= 0 ? h5_attr_read_string(f, "config") : NULL;
+        double steps = -1;
+        if (cfg && !strcmp(cfg, ini) && h5_attr_read_double(f, "steps", &steps) == 0 && (over || step <= (long)steps)) {
+            printf("%s holds the results of this configuration: training is over (step %.0f); nothing to do (to "
+                   "train again: --resume none, or another run.dir). Its results:\n", path, steps);
+            finished = print_saved(tr, f) == 0;
+            if (!finished) printf("(%s lacks some results: evaluating again)\n", path);
+        }
+        free(cfg);
+        if (f >= 0) H5Fclose(f);
+    }
+    CHECK_MPI(MPI_Bcast(&finished, 1, MPI_INT, 0, tr->comm));
+    return finished;
+}
+
 void results_write(vamp_trainer *tr, const vamp_data *data, const char *ini, const vamp_attr *more, int nmore,
                    const char *path, const char *pic_dir, const char *pic_prefix)
 {
     MPI_Comm comm = tr->comm;
     vamp_test_result r = evaluate_test(tr, data, comm);
-    vamp_attr attrs[16] = {{"test_ll", r.ll}, {"test_elbo", r.elbo}, {"test_re", r.re}, {"test_kl", r.kl},
-                           {"active_units_z1", r.active_z1}, {"active_units_z2", r.active_z2}};
+    vamp_attr attrs[16] = {{"test_ll", r.ll, 0}, {"test_elbo", r.elbo, 0}, {"test_re", r.re, 0}, {"test_kl", r.kl, 0},
+                           {"active_units_z1", r.active_z1, 1}, {"active_units_z2", r.active_z2, 1}};
     int nattrs = 6; /* the test attributes above, then the caller's */
     for (int i = 0; i < nmore && nattrs < 16; i++) attrs[nattrs++] = more[i];
     vamp_extra extra[3];

@@ -91,6 +91,45 @@ void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm)
     io_agree_or_exit(comm, msg, VAMP_EXIT_INPUT);
 }
 
+void run_dir_set_aside(const char *dir, MPI_Comm comm)
+{
+    int rank;
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    char msg[VAMP_MSG_LEN] = "";
+    if (rank == 0) {
+        DIR *d = opendir(dir);
+        char aside[VAMP_FILE_PATH_LEN] = "", from[VAMP_FILE_PATH_LEN + 256], to[2 * VAMP_FILE_PATH_LEN];
+        int moved = 0;
+        struct dirent *e;
+        while (d && !msg[0] && (e = readdir(d)) != NULL) {
+            struct stat st;
+            snprintf(from, sizeof from, "%s/%s", dir, e->d_name);
+            if (!strcmp(e->d_name, "vamp_mpi.lock") || lstat(from, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+            if (!aside[0]) { /* the first file to move: a fresh previous-<N> */
+                for (int n = 1; n < 100000; n++) {
+                    snprintf(aside, sizeof aside, "%s/previous-%d", dir, n);
+                    if (mkdir(aside, 0777) == 0) break;
+                    if (errno != EEXIST) {
+                        snprintf(msg, sizeof msg, "--resume none: cannot create \"%s\": %s", aside, strerror(errno));
+                        break;
+                    }
+                }
+                if (msg[0]) break;
+            }
+            snprintf(to, sizeof to, "%s/%s", aside, e->d_name);
+            if (rename(from, to) != 0)
+                snprintf(msg, sizeof msg, "--resume none: cannot move \"%s\" into \"%.1200s\": %s", e->d_name, aside, strerror(errno));
+            else moved++;
+        }
+        if (d) closedir(d);
+        if (moved && !msg[0])
+            printf("--resume none: moved the %d file(s) of the earlier run in %s (checkpoints, final.h5, metrics, "
+                   "pictures) to %s; starting afresh\n", moved, dir, aside);
+        fflush(stdout);
+    }
+    io_agree_or_exit(comm, msg, VAMP_EXIT_INPUT);
+}
+
 void metrics_open(vamp_metrics *m, const char *dir, int first_epoch, MPI_Comm comm)
 {
     int rank;

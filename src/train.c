@@ -4,6 +4,7 @@
 #include "vamp/train.h"
 #include "vamp/check.h"
 #include "vamp/testhooks.h"
+#include "vamp/ticker.h"
 #include "vamp/memory.h"
 #include "vamp/prior_hooks.h"
 #include "vamp/rng.h"
@@ -32,7 +33,7 @@ void trainer_noise(vamp_trainer *t, int r, uint32_t purpose, uint32_t counter, u
 static int activation_rows(const vamp_config *c)
 {
     int rows = c->batch_size / c->stripes > c->eval_batch ? c->batch_size / c->stripes : c->eval_batch;
-    if (c->eval_samples > 0 && c->eval_block > rows) rows = c->eval_block;
+    if (c->eval_samples > 0 && config_eval_block(c) > rows) rows = config_eval_block(c);
     return rows;
 }
 
@@ -294,7 +295,11 @@ vamp_elbo trainer_eval_elbo(vamp_trainer *t, const vamp_split *sp)
     const size_t D = m->D;
     double *stats = xcalloc((size_t)(sp->stripe_hi - sp->stripe_lo) * 2 * sizeof(double));
     trainer_prior_components(t);
+    vamp_ticker tick;
+    ticker_start(&tick, t->progress_every, t->rank);
+    const char *what = sp == &t->data->valid ? "validation ELBO" : sp == &t->data->test ? "test ELBO" : "ELBO";
     for (vamp_block b = block_first(sp, t->cfg.eval_batch); b.rows > 0; block_next(sp, &b)) {
+        ticker_phase(&tick, what, b.row - sp->row_lo, sp->row_hi - sp->row_lo);
         for (int r = 0; r < b.rows; r++) trainer_noise(t, r, RNG_EPS_EVAL, 0, (uint64_t)(b.row + r));
         model_forward(m, &t->acts, t->params, sp->x + (size_t)(b.row - sp->row_lo) * D, t->eps_top, t->eps1, b.rows,
                       t->pm, t->plv, 1.0f);

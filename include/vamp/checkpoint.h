@@ -3,7 +3,9 @@
  * disk never leaves a half-written file under the real name; the other ranks take part only through MPI calls
  * that every rank makes whatever happens to the file (see h5file.h for why not parallel HDF5).
  * Format "vamp_mpi-params" version 1: /params/<torch name> for every tensor of the layout (float32, its
- * shape), root attributes format, version, config (the resolved INI text) and any named double values. */
+ * shape), root attributes format and config (UTF-8 strings: h5py reads str), version (integer), the build
+ * provenance and the named values (counts as integers, the rest as doubles). Files written before these types were
+ * settled hold format and config as fixed-length strings and every number as a double: both read the same. */
 #ifndef VAMP_CHECKPOINT_H
 #define VAMP_CHECKPOINT_H
 
@@ -17,6 +19,7 @@
 typedef struct {
     const char *key;
     double value;
+    int integer; /* 1: stored as a 64-bit integer attribute (a count), else as a double */
 } vamp_attr;
 
 /* An extra 1-D float dataset written beside /params (e.g. per-image test log-likelihoods). */

@@ -12,6 +12,8 @@
  * holds a path vamp_mpi builds has this size. */
 #define VAMP_FILE_PATH_LEN (VAMP_PATH_LEN + 256)
 
+#define VAMP_CONFIG_KEYS 64 /* at least the number of keys: enough room for config_diff's keys[] */
+
 typedef enum { MODEL_VAE = 0, MODEL_HVAE = 1 } vamp_model_type;
 typedef enum { LIK_BERNOULLI = 0, LIK_LOGISTIC256 = 1 } vamp_likelihood;
 typedef enum { PRIOR_STANDARD = 0, PRIOR_MOG = 1, PRIOR_VAMPPRIOR = 2, PRIOR_VAMPPRIOR_DATA = 3 } vamp_prior_type;
@@ -64,6 +66,8 @@ typedef struct {
     int ckpt_keep;            /* checkpoint.keep: default 2 */
 
     char source[VAMP_PATH_LEN];        /* the config file name, for messages */
+    int origin[VAMP_CONFIG_KEYS];      /* where each key's value came from, for messages (config_origin): 0 its
+                                          default, > 0 that line of `source`, -1 a --set option */
 } vamp_config;
 
 /* Fill with defaults. */
@@ -73,6 +77,14 @@ void config_defaults(vamp_config *c);
  * On any error writes a message naming file, line (or "--set"), key and the allowed values into err
  * (errlen bytes) and returns -1; returns 0 on success. Not collective; does no I/O besides reading path. */
 int config_load(vamp_config *c, const char *path, const char *const *sets, int nset, char *err, size_t errlen);
+
+/* Where the value of key "section.name" came from, for a message: "FILE:LINE", "--set section.name=VALUE",
+ * or "the default: not set in FILE" / "the default". Not collective. */
+const char *config_origin(const vamp_config *c, const char *section, const char *name, char *buf, size_t len);
+
+/* The samples per importance-sampling block actually used: eval.block, or eval.samples when that is smaller
+ * (one block then holds every sample: the same result as eval.block = eval.samples). */
+int config_eval_block(const vamp_config *c);
 
 /* Cross-key checks that need the rank count (stripes % nranks, batch % stripes, ...). Same error contract. */
 int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen);
@@ -85,11 +97,14 @@ int config_load_text(vamp_config *c, const char *text, const char *name, char *e
 int config_diff(const vamp_config *a, const vamp_config *b, int *keys, int maxkeys);
 /* "section.key" of key index `key` (from config_diff) in buf; "?" for an index out of range. */
 const char *config_key_name(int key, char *buf, size_t len);
-#define VAMP_CONFIG_KEYS 64 /* at least the number of keys: enough room for config_diff's keys[] */
 
 /* The resolved configuration as INI text ("[section]\nkey = value\n..."), every key, parseable by
  * config_load. Returns bytes written (excluding NUL) or -1 if buf is too small. */
 int config_to_ini(const vamp_config *c, char *buf, size_t buflen);
+
+/* The candidate nearest to `word` by edit distance if it is near enough to be a typo (at most 1 edit for a word
+ * of up to 4 characters, 2 up to 8, 3 beyond), else NULL: for "did you mean" in messages. */
+const char *config_closest(const char *word, const char *const *cands, int n);
 
 /* Names for enums, as written in INI files. */
 const char *config_model_name(vamp_model_type t);

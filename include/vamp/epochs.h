@@ -17,6 +17,9 @@ void progress_fresh(vamp_progress *p);
  * --resume PATH: that checkpoint or an input error. --resume none: fresh. Writes nothing. */
 void training_resume(vamp_trainer *tr, vamp_progress *p, const char *how, const vamp_data_id *id, MPI_Comm comm);
 
+/* Not collective. Whether training from p is over: past train.epochs or train.max_steps, or stopped early. */
+int training_is_over(const vamp_trainer *tr, const vamp_progress *p);
+
 /* Collective. Trains from p until train.epochs, train.max_steps or early stopping ends it, writing metrics.csv
  * rows, pictures (pictures.every), checkpoints and, when training ends on an epoch boundary, the checkpoint of
  * the end of training. *stop is set by a signal handler; all ranks agree on it at every step. Returns 0, or

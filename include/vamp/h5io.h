@@ -53,15 +53,16 @@ int h5file_put(hid_t f, const char *path, const char *tmp);
 
 /* ---- attributes and datasets: 0, or -1 if an HDF5 call failed (or, reading: absent, another type) ---- */
 
-int h5_attr_string(hid_t loc, const char *name, const char *value); /* fixed-length, NUL-terminated */
 int h5_attr_utf8(hid_t loc, const char *name, const char *value);   /* variable-length UTF-8 (h5py: str) */
 int h5_attr_double(hid_t loc, const char *name, double value);
 int h5_attr_u32(hid_t loc, const char *name, uint32_t value);
 int h5_attr_i32(hid_t loc, const char *name, int32_t value);
+int h5_attr_i64(hid_t loc, const char *name, int64_t value);
 
 int h5_attr_read_double(hid_t loc, const char *name, double *out);
 int h5_attr_read_u32(hid_t loc, const char *name, uint32_t *out);
-/* A fixed-length string attribute in a new buffer (the caller frees it); NULL if absent or not such a string. */
+/* A string attribute (variable-length, as written now, or fixed-length, as in files of earlier versions) in a
+ * new buffer (the caller frees it); NULL if absent or not a string. */
 char *h5_attr_read_string(hid_t loc, const char *name);
 
 /* A float32 dataset of rank 1..3 at `name` (intermediate groups are created). */

@@ -14,4 +14,11 @@
 void results_write(vamp_trainer *tr, const vamp_data *data, const char *ini, const vamp_attr *more, int nmore,
                    const char *path, const char *pic_dir, const char *pic_prefix);
 
+/* Collective (rank 0 reads, every rank gets the verdict). Whether the run whose parameter file is `path`
+ * (final.h5) is finished for this configuration: the file exists, its config attribute is `ini` exactly, and
+ * training is over (`over`: the resumed checkpoint says so; or that checkpoint's `step` is not past the steps the
+ * file records). If so, rank 0 prints the file's results as results_write and training do (the same `key = value`
+ * lines) and 1 is returned; else 0. Writes nothing. */
+int results_saved(const vamp_trainer *tr, const char *path, const char *ini, long step, int over);
+
 #endif

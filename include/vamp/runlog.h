@@ -15,6 +15,11 @@
  * Call it only when every check of the run's inputs has passed: it is the first write to dir. */
 void run_dir_prepare(const char *dir, const char *config_ini, MPI_Comm comm);
 
+/* Collective. --resume none over a directory that holds files of an earlier run (checkpoints, final.h5,
+ * metrics.csv, pictures, ...): rank 0 moves every file of dir but the run lock into a new subdirectory
+ * dir/previous-<N> (the first N free) and says so; nothing is deleted. A failure is an input error (exit 2). */
+void run_dir_set_aside(const char *dir, MPI_Comm comm);
+
 /* mkdir -p of dir, which must end up a writable directory; 0 or an errno. Not collective. */
 int run_dir_make(const char *dir);
 

@@ -62,6 +62,7 @@ typedef struct {
     int perm_epoch;          /* epoch the permutations were drawn for */
 
     long step;               /* steps completed */
+    double progress_every;   /* seconds between progress lines of rank 0 (ticker.h); 0 (trainer_init): none */
     long inject_nan_step;    /* tests: poison the gradient of this step (env VAMP_INJECT_NAN_STEP), 0 = never */
     /* seconds spent per phase of trainer_step, summed over steps (for vamp_bench) */
     double t_prior, t_forward, t_backward, t_reduce, t_optim;

@@ -4,8 +4,11 @@ of the HDF5 files (final.h5, eval.h5, pictures.h5 and the newest checkpoint), th
 pointers and the metrics.csv columns, except what legitimately differs between two builds or two runs: the build_* provenance attributes,
 wall-clock times (train_seconds, metrics' seconds and samples_per_s), the checkpoint's checksum over its attributes (it covers those two) the run directory and run.peer_timeout named in the config.
 
-usage: same_run.py DIR_A DIR_B
+usage: same_run.py [--values] DIR_A DIR_B
 Prints every difference and exits 1 if there is one, 0 otherwise (2 if a directory has no final.h5 or eval.h5).
+--values: an attribute whose stored type changed but whose value did not (a fixed-length byte string and a UTF-8
+str of the same text; an integer and a float of the same value, as when counts became integer attributes) is
+not a difference: it is listed as a "note" line, and the verdict says how many there were.
 Used to show that a refactoring changes no result (issue 15: "byte-identical before and after").
 """
 import csv
@@ -37,7 +40,18 @@ def same_value(a, b):
     return type(a) == type(b) and a == b
 
 
-def compare_h5(pa, pb, out):
+def same_text_or_number(a, b):
+    """The same value across str/bytes and integer/float types (scalars only)."""
+    text = (str, bytes, np.bytes_, np.str_)
+    if isinstance(a, text) and isinstance(b, text):
+        return (a.decode() if isinstance(a, bytes) else str(a)) == (b.decode() if isinstance(b, bytes) else str(b))
+    num = (int, float, np.integer, np.floating)
+    if isinstance(a, num) and isinstance(b, num):
+        return float(a) == float(b) and float(a) == int(a) if np.isfinite(float(a)) else False
+    return False
+
+
+def compare_h5(pa, pb, out, notes=None):
     with h5py.File(pa, "r") as fa, h5py.File(pb, "r") as fb:
         names_a, names_b = [], []
         fa.visit(names_a.append)
@@ -55,7 +69,11 @@ def compare_h5(pa, pb, out):
                 if k == "config":
                     va, vb = config_without_dir(va), config_without_dir(vb)
                 if not same_value(va, vb):
-                    out.append(f"{pa}:{name}: attribute {k}: {va!r:.80} vs {vb!r:.80}")
+                    if notes is not None and same_text_or_number(va, vb):
+                        notes.append(f"note: {pa}:{name}: attribute {k}: type {type(va).__name__} vs "
+                                     f"{type(vb).__name__}, value equal")
+                    else:
+                        out.append(f"{pa}:{name}: attribute {k}: {va!r:.80} vs {vb!r:.80}")
             if isinstance(oa, h5py.Dataset):
                 if not same_value(oa[()], ob[()]):
                     out.append(f"{pa}:{name}: data differ")
@@ -72,9 +90,13 @@ def compare_metrics(pa, pb, out):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    notes = [] if args[:1] == ["--values"] else None
+    if notes is not None:
+        args = args[1:]
+    if len(args) != 2:
         sys.exit(__doc__)
-    a, b = sys.argv[1], sys.argv[2]
+    a, b = args
     files = [f for f in ("final.h5", "eval.h5") if os.path.exists(os.path.join(a, f))]
     if not files:
         print(f"same_run.py: {a} has no final.h5 or eval.h5", file=sys.stderr)
@@ -87,7 +109,7 @@ def main():
         if not os.path.exists(os.path.join(b, f)):
             out.append(f"{f}: only in {a}")
             continue
-        compare_h5(os.path.join(a, f), os.path.join(b, f), out)
+        compare_h5(os.path.join(a, f), os.path.join(b, f), out, notes)
     for f in sorted(os.listdir(a)):  # pictures and the best/latest pointers: byte for byte
         if f.endswith(".png") or f in ("best", "latest"):
             fb = os.path.join(b, f)
@@ -96,9 +118,10 @@ def main():
             files.append(f)
     if os.path.exists(os.path.join(a, "metrics.csv")):
         compare_metrics(os.path.join(a, "metrics.csv"), os.path.join(b, "metrics.csv"), out)
-    for line in out:
+    for line in out + (notes or []):
         print(line)
-    print(f"same_run.py: {a} vs {b}: {'SAME' if not out else f'{len(out)} difference(s)'} ({', '.join(files)})")
+    typed = f"; {len(notes)} attribute(s) of another type, value equal" if notes else ""
+    print(f"same_run.py: {a} vs {b}: {'SAME' if not out else f'{len(out)} difference(s)'}{typed} ({', '.join(files)})")
     return 1 if out else 0
 
 
