@@ -59,7 +59,7 @@ from vamp_ref import Model, importance_sampled  # noqa: E402
 # Every key vamp_mpi knows, with its default (configs/README.md; tests/test_train_ref.sh checks them against
 # the program). The trainer uses the ones named in USED; the others steer vamp_mpi's ranks and files only.
 DEFAULTS = {
-    "run": {"dir": "runs/default", "seed": "1"},
+    "run": {"dir": "runs/default", "seed": "1", "peer_timeout": "600"},
     "data": {"path": "data/fashion_mnist.h5", "binarize": "dynamic", "stripes": "4", "train_limit": "0",
              "valid_limit": "0", "test_limit": "0"},
     "model": {"type": "hvae", "likelihood": "bernoulli", "hidden": "300", "z1": "40", "z2": "40"},
