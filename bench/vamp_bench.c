@@ -95,6 +95,13 @@ static double max_over_ranks(double v, MPI_Comm comm)
     return r;
 }
 
+static double min_over_ranks(double v, MPI_Comm comm)
+{
+    double r;
+    CHECK_MPI(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MIN, comm));
+    return r;
+}
+
 /* Best-of time of an in-place MPI_Allreduce (MPI_DOUBLE, MPI_SUM) per size: the latency / bandwidth data of
  * analysis/scaling_model.py. Lines "allreduce P BYTES MICROSECONDS". */
 static void allreduce_times(MPI_Comm comm, int size)
@@ -171,11 +178,19 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
     double step = max_over_ranks((wall_seconds() - t0) / steps, comm);
     double is_fps;
     double flops = step_flops(&t.model, c.batch_size, &is_fps);
+    /* the chunk work of the slowest and the fastest rank: on a quiet machine their ratio is the load imbalance when
+     * P does not divide the stripes (ceil(S/P) / floor(S/P) stripes; the others wait in the reduction) */
+    double chunks_max = max_over_ranks((t.t_forward + t.t_backward) / steps, comm) * 1e3;
+    double chunks_min = min_over_ranks((t.t_forward + t.t_backward) / steps, comm) * 1e3;
     double ph[5] = {t.t_prior, t.t_forward, t.t_backward, t.t_reduce, t.t_optim};
     for (int k = 0; k < 5; k++) ph[k] = max_over_ranks(ph[k] / steps, comm) * 1e3;
     double gf = flops / step * 1e-9;
     log0(comm, "%-15s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
          step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
+    if (size > 1)
+        log0(comm, "%-15s forward + backward per step: %.2f ms on the slowest rank, %.2f on the fastest (ratio "
+             "%.2f; most and fewest stripes per rank %d and %d)\n", "", chunks_max, chunks_min, chunks_max / chunks_min,
+             plan_max_stripes(c.stripes, size), c.stripes / size);
     if (red == 0) {
         log0(comm, "%-15s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
              t.model.layout.total);
