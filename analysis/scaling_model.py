@@ -9,7 +9,8 @@ the pseudo-input work, from figures measured by vamp_bench (run by analysis/benc
            per byte.
 
 Efficiency = (time of the same batch on one rank, 4 stripes) / (P x time on P ranks). Strong scaling lists
-the P that divide the batch (P must divide the stripes, the stripes the batch); weak scaling P = 1, 2, .., 256.
+the P that divide the batch (S = max(4, P) stripes, which must divide the batch; analysis/stripe_balance.py has
+the imbalance when P does not divide S); weak scaling P = 1, 2, .., 256.
 Model of one step on P ranks (global batch B, S = max(4, P) stripes, so every rank has S / P chunks):
   data     (forward + backward) * (B / P) / B_measured          per-sample GEMM work, split over ranks
   prior    prior / P (sharded)  or  prior (every rank encodes all K pseudo-inputs)

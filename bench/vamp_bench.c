@@ -1,6 +1,7 @@
 /* vamp_bench: measured speed of the training step and the IS log-likelihood, next to this machine's sgemm peak
  * measured in the same run. Prints figures; decides nothing (speed targets are not tests).
  * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior] [--stripes S]
+ * (P <= S; P need not divide S: the ranks then hold ceil(S/P) or floor(S/P) stripes each)
  * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4 unless --stripes: chunks of 100 / S rows): ms per step and per phase (max over ranks),
  * useful GFLOP/s and % of the sgemm peak, for train.reduce = exact and fast; IS seconds per test image at
  * S = 5000 (measured on a few images); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
@@ -94,6 +95,13 @@ static double max_over_ranks(double v, MPI_Comm comm)
     return r;
 }
 
+static double min_over_ranks(double v, MPI_Comm comm)
+{
+    double r;
+    CHECK_MPI(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MIN, comm));
+    return r;
+}
+
 /* Best-of time of an in-place MPI_Allreduce (MPI_DOUBLE, MPI_SUM) per size: the latency / bandwidth data of
  * analysis/scaling_model.py. Lines "allreduce P BYTES MICROSECONDS". */
 static void allreduce_times(MPI_Comm comm, int size)
@@ -170,11 +178,19 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
     double step = max_over_ranks((wall_seconds() - t0) / steps, comm);
     double is_fps;
     double flops = step_flops(&t.model, c.batch_size, &is_fps);
+    /* the chunk work of the slowest and the fastest rank: on a quiet machine their ratio is the load imbalance when
+     * P does not divide the stripes (ceil(S/P) / floor(S/P) stripes; the others wait in the reduction) */
+    double chunks_max = max_over_ranks((t.t_forward + t.t_backward) / steps, comm) * 1e3;
+    double chunks_min = min_over_ranks((t.t_forward + t.t_backward) / steps, comm) * 1e3;
     double ph[5] = {t.t_prior, t.t_forward, t.t_backward, t.t_reduce, t.t_optim};
     for (int k = 0; k < 5; k++) ph[k] = max_over_ranks(ph[k] / steps, comm) * 1e3;
     double gf = flops / step * 1e-9;
     log0(comm, "%-15s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
          step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
+    if (size > 1)
+        log0(comm, "%-15s forward + backward per step: %.2f ms on the slowest rank, %.2f on the fastest (ratio "
+             "%.2f; most and fewest stripes per rank %d and %d)\n", "", chunks_max, chunks_min, chunks_max / chunks_min,
+             plan_max_stripes(c.stripes, size), c.stripes / size);
     if (red == 0) {
         log0(comm, "%-15s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
              t.model.layout.total);
@@ -204,12 +220,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--models")) models = argv[i + 1];
         else if (!strcmp(argv[i], "--stripes")) stripes = atoi(argv[i + 1]);
     }
-    if (steps < 1 || stripes < 1 || 100 % stripes || stripes % size)
-        vamp_input_error(comm, "vamp_bench: need --steps >= 1 and --stripes dividing the batch (100) and a "
-                         "multiple of the rank count (%d)", size);
+    if (steps < 1 || stripes < 1 || 100 % stripes || stripes < size)
+        vamp_input_error(comm, "vamp_bench: need --steps >= 1 and --stripes dividing the batch (100) and at least "
+                         "the rank count (%d)", size);
     double peak = sgemm_peak_gflops();
     log0(comm, "vamp_bench: %d rank(s), %d steps per measurement, data.stripes = %d (chunks of %d rows); sgemm "
          "peak (1024^3, one thread): %.1f GFLOP/s\n", size, steps, stripes, 100 / stripes, peak);
+    log0(comm, "stripes per rank: at most %d, %.2f on average (the step waits for the fullest rank: ideal speed-up "
+         "%.2f over 1 rank)\n", plan_max_stripes(stripes, size), (double)stripes / size,
+         (double)stripes / plan_max_stripes(stripes, size));
     log0(comm, "%-15s %-6s %8s %8s %8s %8s %8s %8s %8s %7s\n", "model", "reduce", "step ms", "prior", "forward",
          "backward", "reduce", "optim", "GFLOP/s", "% peak");
     const size_t D = 784;

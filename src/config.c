@@ -489,13 +489,40 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+/* The refusal of more ranks than stripes, with the settings that would work: the smallest stripe count >= the
+ * rank count that divides the batch (how evenly it falls on the ranks, and what it changes), or fewer ranks. */
+static int too_many_ranks(const vamp_config *c, int nranks, char *err, size_t errlen)
+{
+    const char *src = c->source;
+    int S = nranks;
+    while (S <= c->batch_size && c->batch_size % S != 0) S++;
+    if (S > c->batch_size)
+        return fail(err, errlen, "%s: [data] stripes = %d is fewer than the %d ranks (every rank holds at least one "
+                    "stripe), and no data.stripes >= %d divides train.batch_size = %d: run on at most %d ranks "
+                    "(mpirun -np %d keeps this config's results), or raise train.batch_size to a multiple of %d", src,
+                    c->stripes, nranks, nranks, c->batch_size, c->stripes, c->stripes, nranks);
+    const int big = S % nranks, per = S / nranks; /* `big` ranks hold per + 1 stripes, the others per */
+    char spread[256], comps[80] = "";
+    if (big == 0)
+        snprintf(spread, sizeof spread, "every rank holds %d stripe%s", per, per > 1 ? "s" : "");
+    else
+        snprintf(spread, sizeof spread, "%d rank%s hold %d stripes, %d hold %d: each step waits for the ranks with "
+                 "%d, an ideal speed-up of %.1f over 1 rank on %d ranks", big, big > 1 ? "s" : "", per + 1, nranks - big, per,
+                 per + 1, (double)S / (per + 1), nranks);
+    if (config_prior_is_vamp(c->prior) && c->components < S)
+        snprintf(comps, sizeof comps, " and prior.components >= %d", S);
+    return fail(err, errlen, "%s: [data] stripes = %d is fewer than the %d ranks (every rank holds at least one "
+                "stripe). Set data.stripes = %d%s (--set data.stripes=%d: the smallest count >= %d that divides "
+                "train.batch_size = %d); then %s. Another data.stripes is another data order: a different run from "
+                "this config's (the same statistics), bit-identical on any rank count up to %d. Or run on at most "
+                "%d ranks (mpirun -np %d) to keep this config's results.", src, c->stripes, nranks, S, comps, S,
+                nranks, c->batch_size, spread, S, c->stripes, c->stripes);
+}
+
 int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen)
 {
     const char *src = c->source;
-    if (c->stripes % nranks != 0)
-        return fail(err, errlen, "%s: [data] stripes = %d is not divisible by the %d ranks: choose data.stripes as a "
-                    "multiple of the rank count that divides train.batch_size = %d", src, c->stripes, nranks,
-                    c->batch_size);
+    if (c->stripes < nranks) return too_many_ranks(c, nranks, err, errlen);
     if (c->batch_size % c->stripes != 0)
         return fail(err, errlen, "%s: [train] batch_size = %d is not divisible by [data] stripes = %d (every batch "
                     "takes the same number of images from each stripe)", src, c->batch_size, c->stripes);

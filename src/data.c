@@ -342,8 +342,8 @@ void data_load(vamp_data *d, const vamp_config *c, MPI_Comm comm)
     vamp_h5_quiet();
     int size;
     CHECK_MPI(MPI_Comm_size(comm, &size));
-    if (c->stripes < 1 || c->stripes % size != 0) /* config_validate says so first; this keeps rows from being lost */
-        vamp_input_error(comm, "[data] stripes = %d is not divisible by the %d ranks", c->stripes, size);
+    if (c->stripes < 1 || c->stripes < size) /* config_validate says so first; this keeps a rank from holding none */
+        vamp_input_error(comm, "[data] stripes = %d is fewer than the %d ranks", c->stripes, size);
     const char *path = c->data_path;
     if (access(path, R_OK) != 0)
         vamp_input_error(comm, "cannot open data file \"%s\": %s (make it with vamp_prepare)", path, strerror(errno));

@@ -77,7 +77,7 @@ double eval_log_likelihood(vamp_trainer *t, const vamp_split *sp, int S, int blo
         ticker_phase(&tick, "test log-likelihood", b.row - sp->row_lo + 1, nrows);
     }
     double total;
-    reduce_chunk_scalars(&total, stripe_sum, nloc, 1, t->comm);
+    reduce_chunk_scalars(&total, stripe_sum, nloc, sp->stripes, 1, t->comm);
     gather_rows(t, mine, nrows, per_image);
     free(mine);
     free(stripe_sum);
@@ -113,7 +113,7 @@ void eval_active_units(vamp_trainer *t, const vamp_split *sp, int *active_top, i
         }
     }
     double *tot = xmalloc((size_t)2 * Zall * sizeof(double));
-    reduce_chunk_scalars(tot, acc, nloc, 2 * Zall, t->comm);
+    reduce_chunk_scalars(tot, acc, nloc, sp->stripes, 2 * Zall, t->comm);
     *active_top = 0;
     *active_z1 = 0;
     for (int u = 0; u < Zall; u++) {
@@ -171,7 +171,7 @@ void eval_kl_per_unit(vamp_trainer *t, const vamp_split *sp, double *kl_top, dou
         }
     }
     double *tot = xmalloc((size_t)Zall * sizeof(double));
-    reduce_chunk_scalars(tot, acc, nloc, Zall, t->comm);
+    reduce_chunk_scalars(tot, acc, nloc, sp->stripes, Zall, t->comm);
     for (int u = 0; u < Zt; u++) kl_top[u] = tot[u] / sp->n;
     for (int u = 0; u < Z1 && kl_z1; u++) kl_z1[u] = tot[Zt + u] / sp->n;
     free(tot);

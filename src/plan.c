@@ -7,9 +7,11 @@ long stripe_len(long n, int S, int s) { return stripe_start(n, S, s + 1) - strip
 
 void plan_rank_stripes(int S, int P, int r, int *lo, int *hi)
 {
-    int per = S / P;
-    *lo = r * per;
-    *hi = (r + 1) * per;
+    /* with P | S this is [r*(S/P), (r+1)*(S/P)), the split every earlier result was computed with */
+    *lo = (int)((long long)r * S / P);
+    *hi = (int)((long long)(r + 1) * S / P);
 }
+
+int plan_max_stripes(int S, int P) { return (S + P - 1) / P; }
 
 int pseudo_start(int K, int S, int s) { return (int)((long)s * K / S); }

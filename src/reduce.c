@@ -1,6 +1,7 @@
 /* Exact (fixed point in doubles) and fast (float) sums of per-chunk buffers over ranks; see reduce.h.
  * The element loops are small kernels that the compiler vectorises (this file is built with -O3). */
 #include "vamp/reduce.h"
+#include "vamp/plan.h"
 #include "vamp/vector.h"
 #include "vamp/check.h"
 #include "vamp/testhooks.h"
@@ -326,21 +327,35 @@ void reducer_allgather_owned(vamp_reducer *r, float *buf)
     CHECK_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, r->counts, r->displs, MPI_FLOAT, r->comm));
 }
 
-/* Gathered values up to this many doubles stay on the stack: the training step allocates nothing. */
-enum { SCALARS_ON_STACK = 1024 };
+/* Gathered values up to this many doubles, and the counts of up to this many ranks, stay on the stack: the
+ * training step allocates nothing (beyond them, a one-off allocation per call is the lesser evil). */
+enum { SCALARS_ON_STACK = 1024, RANKS_ON_STACK = 256 };
 
-void reduce_chunk_scalars(double *out, const double *local, int nlocal, int nvals, MPI_Comm comm)
+void reduce_chunk_scalars(double *out, const double *local, int nlocal, int nglobal, int nvals, MPI_Comm comm)
 {
-    int size;
+    int size, rank;
     CHECK_MPI(MPI_Comm_size(comm, &size));
-    const size_t n = (size_t)nlocal * (size_t)nvals, total = (size_t)size * n;
-    if (nlocal < 0 || nvals < 0 || n > INT_MAX)
-        vamp_fatal(__FILE__, __LINE__, "reduce_chunk_scalars", "nlocal * nvals must be in [0, INT_MAX]");
+    CHECK_MPI(MPI_Comm_rank(comm, &rank));
+    int lo, hi;
+    plan_rank_stripes(nglobal, size, rank, &lo, &hi);
+    const size_t total = (size_t)nglobal * (size_t)(nvals > 0 ? nvals : 0);
+    if (nglobal < size || nvals < 0 || nlocal != hi - lo || total > INT_MAX)
+        vamp_fatal(__FILE__, __LINE__, "reduce_chunk_scalars", "need the plan's nlocal of nglobal >= size chunks "
+                   "and nglobal * nvals <= INT_MAX (a caller bug)");
+    int cstack[2 * RANKS_ON_STACK];
+    int *counts = size <= RANKS_ON_STACK ? cstack : xmalloc(2 * (size_t)size * sizeof(int)), *displs = counts + size;
+    for (int q = 0; q < size; q++) { /* rank q's chunks, in global chunk order: rank 0's first */
+        int qlo, qhi;
+        plan_rank_stripes(nglobal, size, q, &qlo, &qhi);
+        counts[q] = (qhi - qlo) * nvals;
+        displs[q] = qlo * nvals;
+    }
     double stack[SCALARS_ON_STACK];
-    double *all = total <= SCALARS_ON_STACK ? stack : xmalloc(total * sizeof(double)); /* (size * nlocal, nvals) */
-    CHECK_MPI(MPI_Allgather(local, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, comm));
+    double *all = total <= SCALARS_ON_STACK ? stack : xmalloc((total ? total : 1) * sizeof(double)); /* (nglobal, nvals) */
+    CHECK_MPI(MPI_Allgatherv(local, counts[rank], MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, comm));
     for (int v = 0; v < nvals; v++) out[v] = 0.0;
-    for (size_t c = 0; c < (size_t)size * (size_t)nlocal; c++) /* global chunk order, rank 0's first */
+    for (size_t c = 0; c < (size_t)nglobal; c++)
         for (int v = 0; v < nvals; v++) out[v] += all[c * (size_t)nvals + v];
     if (all != stack) free(all);
+    if (counts != cstack) free(counts);
 }

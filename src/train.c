@@ -62,8 +62,8 @@ static void require_memory(const vamp_model *m, const vamp_config *c, const vamp
              config_model_name(c->model_type), c->hidden, K, mem_text(state, a, 32), rows, mem_text(acts, b, 32));
     if (state >= acts)
         snprintf(advice, sizeof advice, "lower %s%s", names,
-                 nloc > 1 ? ", or hold fewer stripes per rank (each of its data.stripes / ranks keeps a full "
-                            "gradient)" : "");
+                 nloc > 1 ? ", or hold fewer stripes per rank (each stripe a rank holds keeps a full gradient: "
+                            "run on more ranks, up to data.stripes)" : "");
     else
         snprintf(advice, sizeof advice, "lower train.batch_size, eval.batch%s", c->eval_samples > 0 ? " or eval.block" : "");
     mem_require(comm, state + acts, 1, what, advice);
@@ -279,7 +279,7 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
     int bad = reduce_and_update(t);
 
     double sums[2];
-    reduce_chunk_scalars(sums, t->chunk_stats, t->nloc, 2, t->comm);
+    reduce_chunk_scalars(sums, t->chunk_stats, t->nloc, t->S, 2, t->comm);
     vamp_elbo e;
     e.n = t->cfg.batch_size;
     e.re = sums[0] / e.n;
@@ -309,7 +309,7 @@ vamp_elbo trainer_eval_elbo(vamp_trainer *t, const vamp_split *sp)
         }
     }
     double sums[2];
-    reduce_chunk_scalars(sums, stats, sp->stripe_hi - sp->stripe_lo, 2, t->comm);
+    reduce_chunk_scalars(sums, stats, sp->stripe_hi - sp->stripe_lo, sp->stripes, 2, t->comm);
     free(stats);
     vamp_elbo e;
     e.n = sp->n;

@@ -102,11 +102,20 @@ static void validate(void **s)
 {
     (void)s;
     vamp_config c;
-    char err[512];
+    char err[2048]; /* as main's: the refusal of too many ranks is a long message */
     config_defaults(&c);
     assert_int_equal(config_validate(&c, 4, err, sizeof err), 0);
-    assert_int_equal(config_validate(&c, 3, err, sizeof err), -1);
-    assert_non_null(strstr(err, "stripes = 4 is not divisible by the 3 ranks"));
+    assert_int_equal(config_validate(&c, 3, err, sizeof err), 0); /* uneven: 2 + 1 + 1 stripes */
+    assert_int_equal(config_validate(&c, 16, err, sizeof err), -1);
+    assert_non_null(strstr(err, "stripes = 4 is fewer than the 16 ranks"));
+    assert_non_null(strstr(err, "--set data.stripes=20"));
+    assert_non_null(strstr(err, "4 ranks hold 2 stripes, 12 hold 1"));
+    assert_non_null(strstr(err, "mpirun -np 4"));
+    assert_int_equal(config_validate(&c, 5, err, sizeof err), -1);
+    assert_non_null(strstr(err, "--set data.stripes=5"));
+    assert_non_null(strstr(err, "every rank holds 1 stripe"));
+    assert_int_equal(config_validate(&c, 101, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no data.stripes >= 101 divides train.batch_size = 100"));
     c.batch_size = 10;
     assert_int_equal(config_validate(&c, 1, err, sizeof err), -1);
     assert_non_null(strstr(err, "batch_size = 10 is not divisible by [data] stripes = 4"));

@@ -1,5 +1,5 @@
 /* data_load under mpiexec -n 1, 2, 4: rank 0 writes small dataset files (uint8 and float32, uneven stripes), every
- * rank must hold exactly its stripes with exact values, the ranks together must cover each split once, static
+ * rank must hold exactly its stripes (also when the rank count does not divide the stripe count) with exact values, the ranks together must cover each split once, static
  * binarisation must be keyed by the global row (so the bits do not depend on the rank count), limits must cut
  * the splits, and data_read_train_rows must return the requested rows on every rank.
  * Prints "N passed, M failed" on rank 0 and exits non-zero on failure. */
@@ -167,11 +167,12 @@ static void run_case(const char *path, int mode, int stripes, vamp_binarize bin,
         char w2[200];
         snprintf(w2, sizeof w2, "%s, /%s", what, SPLITS[s]);
         check(sp->n == n && sp->stripes == stripes, "%s: n %ld (want %ld), stripes %d", w2, sp->n, n, sp->stripes);
-        int per = stripes / size;
-        check(sp->stripe_lo == rank * per && sp->stripe_hi == (rank + 1) * per, "%s: stripes [%d, %d)", w2,
-              sp->stripe_lo, sp->stripe_hi);
+        /* rank r holds stripes [r*S/P, (r+1)*S/P): P need not divide S (5 stripes on 2 or 4 ranks) */
+        int s_lo = rank * stripes / size, s_hi = (rank + 1) * stripes / size;
+        check(sp->stripe_lo == s_lo && sp->stripe_hi == s_hi, "%s: stripes [%d, %d), want [%d, %d)", w2,
+              sp->stripe_lo, sp->stripe_hi, s_lo, s_hi);
         /* stripe s = rows [s*n/S, (s+1)*n/S), written out here rather than through stripe_start */
-        long lo = (long)rank * per * n / stripes, hi = (long)(rank + 1) * per * n / stripes;
+        long lo = (long)s_lo * n / stripes, hi = (long)s_hi * n / stripes;
         check(sp->row_lo == lo && sp->row_hi == hi, "%s: rows [%ld, %ld), want [%ld, %ld)", w2, sp->row_lo,
               sp->row_hi, lo, hi);
         check_tiling(sp, w2);
@@ -252,7 +253,9 @@ int main(int argc, char **argv)
     CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
 
     const long none[3] = {0, 0, 0}, cut[3] = {30, 9, 0};
-    for (int stripes = 4; stripes <= 8; stripes += 4) {
+    const int stripe_counts[3] = {4, 8, 5}; /* 5: uneven on 2 and 4 ranks (3 + 2; 2 + 1 + 1 + 1) */
+    for (int k = 0; k < 3; k++) {
+        const int stripes = stripe_counts[k];
         /* grey data as it is (logistic256 needs binarize = none) */
         run_case(paths[0], 0, stripes, BIN_NONE, LIK_LOGISTIC256, none);
         /* dynamic: valid/test binarised once by the static key, train left grey */

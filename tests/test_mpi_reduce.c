@@ -1,5 +1,5 @@
-/* The exact reduction under mpiexec -n 1, 2, 4: 8 fixed chunks with a wide dynamic range, distributed over the
- * ranks, must sum to the same bits as a serial fixed-point reference that does not know the rank count, within
+/* The exact reduction under mpiexec -n 1, 2, 4: 7 fixed chunks with a wide dynamic range, distributed over the
+ * ranks as the plan distributes stripes (unevenly: 7 on 1 rank, 3 + 4 on 2, 1 + 2 + 2 + 2 on 4), must sum to the same bits as a serial fixed-point reference that does not know the rank count, within
  * 1e-6 of the double-precision sum; the sum to owned tensors (chunks moved to their owners, or a reduce-scatter)
  * gives the same bits and the allgather completes them; NaN poisons only its tensor and is reported to every rank;
  * the INT_MAX split path; ordered scalar sums.
@@ -11,10 +11,11 @@
 
 #include "vamp/check.h"
 #include "vamp/testhooks.h"
+#include "vamp/plan.h"
 #include "vamp/reduce.h"
 #include "vamp/rng.h"
 
-enum { NCHUNK = 8 };
+enum { NCHUNK = 7 }; /* no rank count of 2 or more divides it */
 static int passed, failed, rank;
 
 static void check(int cond, const char *what)
@@ -73,8 +74,10 @@ int main(int argc, char **argv)
     }
     float *ref = malloc(N * sizeof(float)), *out = malloc(N * sizeof(float));
     reference(&l, all, ref);
-    int per = NCHUNK / size;
-    float *const *mine = all + rank * per;
+    int lo, hi;
+    plan_rank_stripes(NCHUNK, size, rank, &lo, &hi);
+    const int per = hi - lo; /* this rank's chunks: not as many as every other rank's */
+    float *const *mine = all + lo;
 
     for (int split = 0; split < 2; split++) {
         testhook_set_reduce_max_count(split ? 100 : 0);
@@ -191,12 +194,12 @@ int main(int argc, char **argv)
     testhook_set_reduce_owner_max_chunks(-1);
     reducer_free(&r);
 
-    double local[NCHUNK / 1 * 2], sum[2], want[2] = {0, 0};
+    double local[NCHUNK * 2], sum[2], want[2] = {0, 0};
     for (int c = 0; c < per; c++)
-        for (int v = 0; v < 2; v++) local[c * 2 + v] = 0.1 * (rank * per + c + 1) * (v ? 1e-9 : 1e9);
+        for (int v = 0; v < 2; v++) local[c * 2 + v] = 0.1 * (lo + c + 1) * (v ? 1e-9 : 1e9);
     for (int c = 0; c < NCHUNK; c++)
         for (int v = 0; v < 2; v++) want[v] += 0.1 * (c + 1) * (v ? 1e-9 : 1e9);
-    reduce_chunk_scalars(sum, local, per, 2, MPI_COMM_WORLD);
+    reduce_chunk_scalars(sum, local, per, NCHUNK, 2, MPI_COMM_WORLD);
     check(sum[0] == want[0] && sum[1] == want[1], "ordered scalar sums: the same bits as the serial order");
 
     if (rank == 0) printf("%d passed, %d failed (%d ranks)\n", passed, failed, size);

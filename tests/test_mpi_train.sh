@@ -47,7 +47,7 @@ for lik in bernoulli logistic256; do
   done
 done
 
-# three ranks need a stripe count that 3 divides: 12 stripes of 2 images (batch 24), -np 1 against -np 3
+# 12 stripes of 2 images (batch 24) on 3 ranks, 4 each, -np 1 against -np 3 (uneven counts: test_ranks.sh)
 for np in 1 3; do
   run $np "$TMP/exact_s12_$np" --set data.stripes=12 --set train.batch_size=24 --set train.max_steps=30 >/dev/null 2>&1
 done

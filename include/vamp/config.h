@@ -30,7 +30,7 @@ typedef struct {
     /* [data] */
     char data_path[VAMP_PATH_LEN];     /* data.path: HDF5 from vamp_prepare, default "data/fashion_mnist.h5" */
     vamp_binarize binarize;   /* data.binarize: dynamic|static|none, default dynamic */
-    int stripes;              /* data.stripes: fixed data stripes; ranks must divide it; default 4 */
+    int stripes;              /* data.stripes: fixed data stripes, at least the rank count; default 4 */
     long train_limit;         /* data.train_limit: use only the first N training rows (0 = all), default 0 */
     long valid_limit;         /* data.valid_limit: same for validation, default 0 */
     long test_limit;          /* data.test_limit: same for test, default 0 */
@@ -86,7 +86,7 @@ const char *config_origin(const vamp_config *c, const char *section, const char 
  * (one block then holds every sample: the same result as eval.block = eval.samples). */
 int config_eval_block(const vamp_config *c);
 
-/* Cross-key checks that need the rank count (stripes % nranks, batch % stripes, ...). Same error contract. */
+/* Cross-key checks that need the rank count (stripes >= nranks, batch % stripes, ...). Same error contract. */
 int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen);
 
 /* Parse INI text (e.g. the config stored in a checkpoint), named `name` in messages; no --set. */

@@ -62,9 +62,9 @@ int reducer_sum_owned(vamp_reducer *r, float *out, float *const *chunks, int nlo
 /* Collective. Every rank's owned tensors of buf (layout->total) are copied to every other rank. */
 void reducer_allgather_owned(vamp_reducer *r, float *buf);
 
-/* Collective. Sums per-chunk double values in global chunk order: this rank holds chunks
- * [rank*nlocal, (rank+1)*nlocal) (equal nlocal on every rank), local[c*nvals + v]. out (nvals) on every rank.
- * The same bits for any rank count. */
-void reduce_chunk_scalars(double *out, const double *local, int nlocal, int nvals, MPI_Comm comm);
+/* Collective. Sums per-chunk double values in global chunk order: of nglobal chunks this rank holds the ones the
+ * plan gives it (plan_rank_stripes(nglobal, size, rank): nlocal of them, not necessarily as many as another
+ * rank), local[c*nvals + v]. out (nvals) on every rank. The same bits for any rank count. */
+void reduce_chunk_scalars(double *out, const double *local, int nlocal, int nglobal, int nvals, MPI_Comm comm);
 
 #endif
