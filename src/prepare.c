@@ -5,6 +5,7 @@
  * grey data (vamp_mpi does that when it trains). Where the reference's loader shuffles before cutting the
  * validation (and test) split (Frey Faces, OMNIGLOT), the default split is shuffled too, by a keyed Philox
  * permutation with a fixed seed recorded in the file; --split ordered keeps the file's order. */
+#include "vamp/check.h"
 #include "vamp/data.h"
 #include "vamp/rng.h"
 #include "vamp/provenance.h"
@@ -261,7 +262,7 @@ static void write_dataset(const char *out, const dataset_out *d)
 {
     char tmp[2048]; /* named in tmp_to_remove until renamed: fail() is only called below, while it lives */
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    vamp_h5_quiet(); /* our messages say what failed */
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) fail(out, "cannot create (is the directory there and writable?)");
     tmp_to_remove = tmp;
