@@ -6,6 +6,7 @@
  * validation (and test) split (Frey Faces, OMNIGLOT), the default split is shuffled too, by a keyed Philox
  * permutation with a fixed seed recorded in the file; --split ordered keeps the file's order. */
 #include "vamp/check.h"
+#include "vamp/config.h"
 #include "vamp/data.h"
 #include "vamp/rng.h"
 #include "vamp/provenance.h"
@@ -15,6 +16,7 @@
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdarg.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,39 +322,71 @@ typedef struct {
     int split_seed;
 } prepare_args;
 
+static const struct option PREPARE_OPTIONS[] = {
+    {"train-images", required_argument, NULL, 't'}, {"train", required_argument, NULL, 't'},
+    {"test-images", required_argument, NULL, 'T'},  {"test", required_argument, NULL, 'T'},
+    {"valid", required_argument, NULL, 'v'},        {"mat", required_argument, NULL, 'm'},
+    {"out", required_argument, NULL, 'o'},          {"source", required_argument, NULL, 's'},
+    {"split", required_argument, NULL, 'p'},        {"split-seed", required_argument, NULL, 'S'},
+    {"n-valid", required_argument, NULL, 'n'},      {NULL, 0, NULL, 0}};
+
+/* An unknown option, with the nearest known one when it looks like a typo. */
+static void unknown_option(const char *arg)
+{
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)strcspn(arg, "="), arg);
+    enum { N = sizeof PREPARE_OPTIONS / sizeof PREPARE_OPTIONS[0] - 1 };
+    char dashed[N][24];
+    const char *names[N];
+    for (int k = 0; k < N; k++) {
+        snprintf(dashed[k], sizeof dashed[k], "--%s", PREPARE_OPTIONS[k].name);
+        names[k] = dashed[k];
+    }
+    const char *near = config_closest(word, names, N);
+    if (near) fail("arguments", "unknown option %s (did you mean %s?; see --help)", arg, near);
+    fail("arguments", "unknown option %s (see --help)", arg);
+}
+
+static long integer_option(const char *name, const char *v, long lo, long hi)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || end == v || x < lo || x > hi) fail("arguments", "--%s %s: expected an integer %ld..%ld", name, v, lo, hi);
+    return x;
+}
+
+/* getopt_long: every option is "--opt value" or "--opt=value", after the format name. */
 static void parse_options(prepare_args *a, int argc, char **argv)
 {
     memset(a, 0, sizeof *a);
     a->mode = argv[1];
     a->n_valid = 10000;
     a->split_seed = SPLIT_SEED_DEFAULT;
-    for (int i = 2; i < argc; i++) {
-        const char *o = argv[i];
-        if (i + 1 >= argc) fail("arguments", "option %s needs a value (see --help)", o);
-        const char *v = argv[++i];
-        if (!strcmp(o, "--train-images") || !strcmp(o, "--train")) a->train = v;
-        else if (!strcmp(o, "--test-images") || !strcmp(o, "--test")) a->test = v;
-        else if (!strcmp(o, "--valid")) a->valid = v;
-        else if (!strcmp(o, "--mat")) a->matfile = v;
-        else if (!strcmp(o, "--out")) a->out = v;
-        else if (!strcmp(o, "--source")) a->source = v;
-        else if (!strcmp(o, "--split")) {
-            if (strcmp(v, "shuffled") && strcmp(v, "ordered"))
-                fail("arguments", "--split %s: expected shuffled or ordered", v);
-            a->split = v;
-        } else if (!strcmp(o, "--split-seed")) {
-            char *end;
-            long sd = strtol(v, &end, 10);
-            if (*end || end == v || sd < 0 || sd > 2147483647L)
-                fail("arguments", "--split-seed %s: expected an integer 0..2147483647", v);
-            a->split_seed = (int)sd;
+    opterr = 0; /* our own messages */
+    optind = 2;
+    for (;;) {
+        int c = getopt_long(argc, argv, ":", PREPARE_OPTIONS, NULL);
+        if (c == -1) break;
+        const char *arg = argv[optind - 1 < argc ? optind - 1 : argc - 1];
+        switch (c) {
+        case 't': a->train = optarg; break;
+        case 'T': a->test = optarg; break;
+        case 'v': a->valid = optarg; break;
+        case 'm': a->matfile = optarg; break;
+        case 'o': a->out = optarg; break;
+        case 's': a->source = optarg; break;
+        case 'p':
+            if (strcmp(optarg, "shuffled") && strcmp(optarg, "ordered"))
+                fail("arguments", "--split %s: expected shuffled or ordered", optarg);
+            a->split = optarg;
+            break;
+        case 'S': a->split_seed = (int)integer_option("split-seed", optarg, 0, 2147483647L); break;
+        case 'n': a->n_valid = integer_option("n-valid", optarg, 1, 1000000000L); break;
+        case ':': fail("arguments", "option %s needs a value (see --help)", arg);
+        default: unknown_option(arg);
         }
-        else if (!strcmp(o, "--n-valid")) {
-            char *end;
-            a->n_valid = strtol(v, &end, 10);
-            if (*end || a->n_valid < 1) fail("arguments", "--n-valid %s: expected a positive integer", v);
-        } else fail("arguments", "unknown option %s (see --help)", o);
     }
+    if (optind < argc) fail("arguments", "unexpected argument %s (see --help)", argv[optind]);
     if (!a->out) fail("arguments", "--out is required");
 }
 

@@ -38,6 +38,18 @@ expect "unknown key (--set): did you mean" 2 'unknown key train.epoch \(did you 
 printf '[train]\nepoch = 3\n' >"$TMP/key.ini"
 expect "unknown key (file): did you mean" 2 'key.ini:2: unknown key "epoch" in \[train\] \(did you mean epochs\?\)' "$TMP/key.ini"
 expect "enum value: did you mean" 2 '"vamprior" \(did you mean vampprior\?\)' "$TMP/c.ini" --set prior.type=vamprior
+# vamp_prepare: --opt=value as --opt value, and did-you-mean for an option
+if "$BUILD/vamp_prepare" fashion-mnist --out="$TMP/fm_eq.h5" >"$TMP/prep.out" 2>&1; then
+  "$BUILD/vamp_prepare" fashion-mnist --out "$TMP/fm_sp.h5" >/dev/null 2>&1
+  h5diff "$TMP/fm_eq.h5" "$TMP/fm_sp.h5" /train /train >/dev/null && ok "vamp_prepare --out=F and --out F: the same file" ||
+    bad "vamp_prepare --out=F vs --out F" "$TMP/prep.out"
+else
+  bad "vamp_prepare --out=F" "$TMP/prep.out"
+fi
+"$BUILD/vamp_prepare" fashion-mnist --otu "$TMP/x.h5" >"$TMP/prep2.out" 2>&1
+rc=$?
+[ $rc = 2 ] && grep -q "unknown option --otu (did you mean --out?" "$TMP/prep2.out" && [ ! -e "$TMP/x.h5" ] &&
+  ok "vamp_prepare unknown option: did you mean --out, exit 2" || bad "vamp_prepare --otu (exit $rc)" "$TMP/prep2.out"
 expect "bad value from --set names --set" 2 '^vamp_mpi: error: --set eval.samples=30: \[eval\] samples = 30 is not a multiple of \[eval\] block = 20 \(.*c.ini:[0-9]+\)' \
   "$TMP/c.ini" --set eval.samples=30
 expect "bad value from the file names file:line" 2 'c.ini:[0-9]+: \[eval\] samples = 20 is not a multiple of \[eval\] block = 8 \(--set eval.block=8\)' \
