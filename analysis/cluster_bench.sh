@@ -5,7 +5,7 @@
 # vamp_bench measured between two hosts, to set its projection beside the measured 2-host step. Prints figures
 # only; run on an otherwise idle machine. With 2 cores, 3 ranks share 2 cores: that row measures
 # oversubscription, not the network.
-#   analysis/cluster_bench.sh [STEPS] [MODELS]     (defaults 20, vae_vampprior,hvae_vampprior)
+#   analysis/cluster_bench.sh [STEPS] [MODELS]     (defaults 20, vae_vampprior,hvae_vampprior; uses build/: build it first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "cluster_bench.sh: needs root (network namespaces)" >&2; exit 2; }
