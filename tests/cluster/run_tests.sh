@@ -152,6 +152,15 @@ wait_state "${id}_0" COMPLETED 120 && wait_state "${id}_1" COMPLETED 120 &&
 # docs/running.md), so that mpirun notices a host that vanished without a word.
 KEEPALIVE=(--mca oob_tcp_keepalive_time 5 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3)
 wait_for() { for _ in $(seq $((10 * $2))); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
+# resume_on HOSTS NAME WHAT: rerun of run directory $TMP/NAME on HOSTS resumes from a checkpoint and ends
+# bit-identical to the uninterrupted run
+resume_on() {
+  timeout 300 mpirun --host "$1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/$2" >"$TMP/$2.resume.log" 2>&1
+  local rc=$?
+  [ $rc = 0 ] && grep -q "resumed from $TMP/$2/ckpt-" "$TMP/$2.resume.log" &&
+    ok "$3: rerun on $1 resumed from the last checkpoint" || bad "$3: rerun on $1 (exit $rc)" "$TMP/$2.resume.log"
+  same "$3: final parameters bit-identical to the uninterrupted run" "$TMP/$2"
+}
 timeout 300 mpirun "${KEEPALIVE[@]}" --host "$H1:1,$H2:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/stall" \
   --set run.peer_timeout=60 >"$TMP/stall.log" 2>&1 &
 pid=$!
@@ -181,11 +190,7 @@ daemon|no answer from the other ranks|unable to reliably start one or more daemo
     bad "$H2 died under mpirun: exit $rc after $took s" "$TMP/death.log"
   fi
   ls "$TMP/death"/*.tmp* >/dev/null 2>&1 && bad "a temporary file was left: $(ls "$TMP/death")"
-  timeout 300 mpirun --host "$H1:1,$H3:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/death" >"$TMP/death2.log" 2>&1
-  rc=$?
-  [ $rc = 0 ] && grep -q "resumed from $TMP/death/ckpt-" "$TMP/death2.log" &&
-    ok "resubmitted on $H1 and $H3: resumed from the last checkpoint" || bad "resume after $H2 died (exit $rc)" "$TMP/death2.log"
-  same "after the dead host: final parameters bit-identical to the uninterrupted run" "$TMP/death"
+  resume_on "$H1:1,$H3:1" death "after $H2 died"
 else
   bad "the run before the host death wrote no checkpoint" "$TMP/death.log"
   kill $pid 2>/dev/null
@@ -208,11 +213,7 @@ if wait_for "$TMP/sdeath/latest" 120; then
   else
     bad "$H3 died under Slurm: job $id $st after $took s" "$TMP/job-$id.out"
   fi
-  timeout 300 mpirun --host "$H1:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/sdeath" >"$TMP/sdeath2.log" 2>&1
-  rc=$?
-  [ $rc = 0 ] && grep -q "resumed from $TMP/sdeath/ckpt-" "$TMP/sdeath2.log" &&
-    ok "rerun on $H1 alone: resumed from the last checkpoint" || bad "resume after $H3 died (exit $rc)" "$TMP/sdeath2.log"
-  same "after the dead Slurm node: final parameters bit-identical to the uninterrupted run" "$TMP/sdeath"
+  resume_on "$H1:1" sdeath "after $H3 died"
 else
   bad "the Slurm job before the host death wrote no checkpoint: job $id $(state "$id")" "$TMP/job-$id.out"
   scancel "$id" 2>/dev/null
