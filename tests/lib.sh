@@ -18,6 +18,8 @@ bad() {
   echo "FAIL $1"
   if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     /' "$2" | tail -20; fi
 }
+# wait_for_file FILE SECONDS: status 0 as soon as FILE exists, 1 if it does not within SECONDS
+wait_for_file() { for _ in $(seq $((10 * $2))); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 # The last line of every test: the counts, and the exit status.
 finish() {
   echo "$pass passed, $fail failed"

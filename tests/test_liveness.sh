@@ -20,8 +20,6 @@ LOCK=vamp_mpi.lock
 VAMP --set run.dir="$TMP/ref" >"$TMP/ref.log" 2>&1 || bad "reference run" "$TMP/ref.log"
 [ ! -e "$TMP/ref/$LOCK" ] && ok "a finished run leaves no lock" || bad "a finished run leaves no lock"
 
-# wait_for FILE SECONDS: 0 once FILE exists
-wait_for() { for _ in $(seq $((10 * $2))); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 # rank_pids RUN_DIR: the vamp_mpi rank processes of the run in RUN_DIR (not mpiexec, whose command line names it too)
 rank_pids() { for p in $(pgrep -f "run.dir=$1( |$)"); do [ "$(cat /proc/$p/comm 2>/dev/null)" = vamp_mpi ] && echo $p; done; }
 
@@ -31,7 +29,7 @@ D="$TMP/busy"
 # second run starts and when it is killed, within the 2 epochs of the reference
 VAMP_INJECT_CKPT_DELAY=2 "${MPI[@]}" "$BUILD/vamp_mpi" "$TMP/cfg.ini" --set run.dir="$D" >"$TMP/a.log" 2>&1 &
 A=$!
-if wait_for "$D/$LOCK" 60; then
+if wait_for_file "$D/$LOCK" 60; then
   holder=$(cat "$D/$LOCK")
   VAMP --set run.dir="$D" --set train.epochs=50 >"$TMP/b.log" 2>&1
   rc=$?
@@ -41,7 +39,7 @@ if wait_for "$D/$LOCK" 60; then
   else
     bad "a second run on a busy run.dir (exit $rc)" "$TMP/b.log"
   fi
-  wait_for "$D/latest" 120 || bad "the first run wrote no checkpoint" "$TMP/a.log"
+  wait_for_file "$D/latest" 120 || bad "the first run wrote no checkpoint" "$TMP/a.log"
   kill -9 $(rank_pids "$D") 2>/dev/null # the ranks only: mpiexec ends the job
   wait $A 2>/dev/null
   [ -e "$D/$LOCK" ] && ok "kill -9 leaves the lock" || bad "kill -9 leaves the lock"
@@ -103,7 +101,7 @@ after=$(cd "$TMP/ref" && ls -l --time-style=full-iso | md5sum)
 D="$TMP/stall"
 "${MPI[@]}" "$BUILD/vamp_mpi" "$TMP/cfg.ini" --set run.dir="$D" --set run.peer_timeout=4 >"$TMP/s.log" 2>&1 &
 S=$!
-if wait_for "$D/latest" 120; then
+if wait_for_file "$D/latest" 120; then
   victim=$(rank_pids "$D" | tail -1)
   kill -STOP "$victim"
   t1=$(date +%s)
@@ -138,7 +136,7 @@ fi
 D="$TMP/pause"
 "${MPI[@]}" "$BUILD/vamp_mpi" "$TMP/cfg.ini" --set run.dir="$D" --set run.peer_timeout=20 >"$TMP/p.log" 2>&1 &
 P=$!
-if wait_for "$D/latest" 120; then
+if wait_for_file "$D/latest" 120; then
   victim=$(rank_pids "$D" | tail -1)
   kill -STOP "$victim"; sleep 3; kill -CONT "$victim"
 fi

@@ -151,7 +151,6 @@ wait_state "${id}_0" COMPLETED 120 && wait_state "${id}_1" COMPLETED 120 &&
 # --- a stall and dead hosts. Open MPI's daemons keep their TCP links alive with probes (short here, see
 # docs/running.md), so that mpirun notices a host that vanished without a word.
 KEEPALIVE=(--mca oob_tcp_keepalive_time 5 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3)
-wait_for() { for _ in $(seq $((10 * $2))); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 # resume_on HOSTS NAME WHAT: rerun of run directory $TMP/NAME on HOSTS resumes from a checkpoint and ends
 # bit-identical to the uninterrupted run
 resume_on() {
@@ -164,7 +163,7 @@ resume_on() {
 timeout 300 mpirun "${KEEPALIVE[@]}" --host "$H1:1,$H2:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/stall" \
   --set run.peer_timeout=60 >"$TMP/stall.log" 2>&1 &
 pid=$!
-wait_for "$TMP/stall/latest" 120 && { "$CLUSTER" link "$H2" down; sleep 3; "$CLUSTER" link "$H2" up; }
+wait_for_file "$TMP/stall/latest" 120 && { "$CLUSTER" link "$H2" down; sleep 3; "$CLUSTER" link "$H2" up; }
 wait $pid
 rc=$?
 [ $rc = 0 ] && ok "$H2 cut off for 3 s mid-run (run.peer_timeout = 60): the run went on" || bad "stall (exit $rc)" "$TMP/stall.log"
@@ -173,7 +172,7 @@ same "after the stall: final parameters bit-identical to the uninterrupted run" 
 timeout 300 mpirun "${KEEPALIVE[@]}" --host "$H1:1,$H2:1" "$VAMP_MPI" "$TMP/c.ini" --set run.dir="$TMP/death" \
   --set run.peer_timeout=20 >"$TMP/death.log" 2>&1 &
 pid=$!
-if wait_for "$TMP/death/latest" 120; then
+if wait_for_file "$TMP/death/latest" 120; then
   t0=$(date +%s)
   "$CLUSTER" crash "$H2"
   wait $pid
@@ -199,7 +198,7 @@ fi
 # under Slurm: $H3 dies while a 2-node job runs on $H1 and $H3 ($H2 is dead already)
 id=$(submit --nodes=2 --ntasks-per-node=1 -w "$H1,$H3" jobs/multi_node.sbatch "$TMP/c.ini" --set run.dir="$TMP/sdeath" \
   --set run.peer_timeout=20)
-if wait_for "$TMP/sdeath/latest" 120; then
+if wait_for_file "$TMP/sdeath/latest" 120; then
   t0=$(date +%s)
   "$CLUSTER" crash "$H3"
   # the job ends (Slurm requeues a batch job whose node failed: it may be PENDING again, held by the dead node)
