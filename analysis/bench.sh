@@ -1,32 +1,34 @@
 #!/bin/bash
-# Runs the benchmark side by side: vamp_bench on 1 and 2 ranks (one OpenBLAS thread per rank) and the same
-# models in PyTorch (one thread), then the scaling projection (analysis/scaling_model.py, plot in
-# analysis/scaling_model.png). Prints figures only. Run on an otherwise idle machine.
-#   analysis/bench.sh [STEPS]
+# vamp_mpi beside what a PyTorch user would run instead, in one run: vamp_bench on 1 rank, on 1 rank with
+# data.stripes = 1, on 1 rank with 2 OpenBLAS threads (the hybrid choice) and on 2 ranks (one thread each);
+# the same models in PyTorch with 1 and 2 intra-op threads and under DistributedDataParallel (gloo, 2 processes x
+# 1 thread, the batch split between them). REPS repetitions, interleaved, so that the machine's drift hits every
+# side alike; analysis/bench_summary.py prints median and range per figure, ratios within one repetition, and
+# the targets. Then the scaling projection (analysis/scaling_model.py). Prints figures only; decides nothing.
+#   analysis/bench.sh [STEPS] [REPS]       (default 30 steps, 3 repetitions; outputs in $BENCH_OUT or a temp dir)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-30}
-export OPENBLAS_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+REPS=${2:-3}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/vamp_bench.XXXXXX)}
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 MPI=(mpirun --oversubscribe)
 if [ "$(id -u)" -eq 0 ]; then MPI+=(--allow-run-as-root); fi
-echo "== $(date -Is) on $(hostname) ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-echo "== vamp_mpi, 1 rank"
-"${MPI[@]}" -np 1 build/vamp_bench --steps "$STEPS" | tee /tmp/vamp_bench_1.txt
-echo "== vamp_mpi, 1 rank, data.stripes = 1 (one 100-row chunk per step: the GEMM size alone, not -np 2/4 compatible)"
-"${MPI[@]}" -np 1 build/vamp_bench --steps "$STEPS" --stripes 1 | grep -v "IS log" | tee /tmp/vamp_bench_1s1.txt
-echo "== vamp_mpi, 2 ranks"
-"${MPI[@]}" -np 2 build/vamp_bench --steps "$STEPS" | tee /tmp/vamp_bench_2.txt
-echo "== PyTorch reference"
-/usr/bin/python3 analysis/bench_torch.py --steps "$STEPS" | tee /tmp/vamp_bench_torch.txt
-echo "== summary (ms per step at batch 100; speed-up = 1 rank / 2 ranks; torch ratio = torch / vamp_mpi 1 rank)"
-for m in vae_standard vae_vampprior hvae_vampprior; do
-  one=$(awk -v m=$m '$1==m && $2=="exact" {print $3}' /tmp/vamp_bench_1.txt)
-  two=$(awk -v m=$m '$1==m && $2=="exact" {print $3}' /tmp/vamp_bench_2.txt)
-  twof=$(awk -v m=$m '$1==m && $2=="fast" {print $3}' /tmp/vamp_bench_2.txt)
-  tor=$(awk -v m=$m '$1==m {print $5}' /tmp/vamp_bench_torch.txt)
-  awk -v m=$m -v a="$one" -v b="$two" -v f="$twof" -v t="$tor" 'BEGIN {
-    printf "%-15s 1 rank %7.2f  2 ranks %7.2f (speed-up %.2f; fast reduce %7.2f, exact costs %+.0f%%)  torch %7.2f (%.2fx)\n",
-      m, a, b, a / b, f, 100 * (b - f) / f, t, t / a }'
+echo "== $(date -Is) on $(hostname) ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))," \
+  "outputs in $OUT"
+for r in $(seq 1 "$REPS"); do
+  d=$OUT/rep$r
+  mkdir -p "$d"
+  echo "== repetition $r of $REPS"
+  OPENBLAS_NUM_THREADS=1 "${MPI[@]}" -np 1 build/vamp_bench --steps "$STEPS" >"$d/vamp1.txt"
+  OPENBLAS_NUM_THREADS=1 "${MPI[@]}" -np 1 build/vamp_bench --steps "$STEPS" --stripes 1 --no-is >"$d/vamp1s1.txt"
+  OPENBLAS_NUM_THREADS=2 "${MPI[@]}" -np 1 --bind-to none build/vamp_bench --steps "$STEPS" --no-is >"$d/vamp1t2.txt"
+  OPENBLAS_NUM_THREADS=1 "${MPI[@]}" -np 2 build/vamp_bench --steps "$STEPS" >"$d/vamp2.txt"
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 analysis/bench_torch.py --steps "$STEPS" --threads 1 >"$d/torch1.txt"
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 analysis/bench_torch.py --steps "$STEPS" --threads 2 >"$d/torch2.txt"
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 analysis/bench_torch.py --steps "$STEPS" --ddp 2 >"$d/ddp2.txt"
+  [ "$r" -eq 1 ] && cat "$d/vamp1.txt" "$d/vamp2.txt" "$d/torch1.txt"
 done
-echo "== scaling model (analysis/scaling_model.py: 1-rank phases + loopback allreduce fit)"
-/usr/bin/python3 analysis/scaling_model.py /tmp/vamp_bench_1.txt /tmp/vamp_bench_2.txt --plot analysis/scaling_model.png
+/usr/bin/python3 analysis/bench_summary.py "$OUT"
+echo "== scaling model (analysis/scaling_model.py: 1-rank phases + loopback allreduce fit, repetition 1)"
+/usr/bin/python3 analysis/scaling_model.py "$OUT/rep1/vamp1.txt" "$OUT/rep1/vamp2.txt" --plot analysis/scaling_model.png

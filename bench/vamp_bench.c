@@ -1,6 +1,7 @@
 /* vamp_bench: measured speed of the training step and the IS log-likelihood, next to this machine's sgemm peak
  * measured in the same run. Prints figures; decides nothing (speed targets are not tests).
  * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior] [--stripes S]
+ *        [--no-is] (skips the IS log-likelihood)
  * (P <= S; P need not divide S: the ranks then hold ceil(S/P) or floor(S/P) stripes each)
  * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4 unless --stripes: chunks of 100 / S rows): ms per step and per phase (max over ranks),
  * useful GFLOP/s and % of the sgemm peak, for train.reduce = exact and fast; IS seconds per test image at
@@ -159,9 +160,10 @@ static void overlap_probe(MPI_Comm comm, size_t n)
     free(buf);
 }
 
-/* One model with train.reduce = exact (red 0, also the IS log-likelihood) or fast (red 1): the table row. */
+/* One model with train.reduce = exact (red 0, also the IS log-likelihood unless with_is is 0) or fast (red 1): the
+ * table row. */
 static void bench_reduction(const char *name, const vamp_config *base, vamp_data *d, int red, int steps, double peak,
-                            MPI_Comm comm)
+                            int with_is, MPI_Comm comm)
 {
     vamp_config c = *base;
     int rank, size;
@@ -191,9 +193,10 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
         log0(comm, "%-15s forward + backward per step: %.2f ms on the slowest rank, %.2f on the fastest (ratio "
              "%.2f; most and fewest stripes per rank %d and %d)\n", "", chunks_max, chunks_min, chunks_max / chunks_min,
              plan_max_stripes(c.stripes, size), c.stripes / size);
-    if (red == 0) {
+    if (red == 0)
         log0(comm, "%-15s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
              t.model.layout.total);
+    if (red == 0 && with_is) {
         int S = 5000;
         float *per_image = rank == 0 ? xmalloc((size_t)d->test.n * sizeof(float)) : NULL;
         double e0 = wall_seconds();
@@ -213,12 +216,14 @@ int main(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    int steps = 30, stripes = 4;
+    int steps = 30, stripes = 4, with_is = 1;
     const char *models = "vae_standard,vae_vampprior,hvae_vampprior";
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--models")) models = argv[i + 1];
-        else if (!strcmp(argv[i], "--stripes")) stripes = atoi(argv[i + 1]);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--no-is")) with_is = 0;
+        else if (i + 1 == argc) break;
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--models")) models = argv[++i];
+        else if (!strcmp(argv[i], "--stripes")) stripes = atoi(argv[++i]);
     }
     if (steps < 1 || stripes < 1 || 100 % stripes || stripes < size)
         vamp_input_error(comm, "vamp_bench: need --steps >= 1 and --stripes dividing the batch (100) and at least "
@@ -247,7 +252,7 @@ int main(int argc, char **argv)
         d.height = d.width = 28;
         synthetic_split(&d.train, 4000, c.stripes, rank, size, D, 1);
         synthetic_split(&d.test, 8, c.stripes, rank, size, D, 2);
-        for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, comm);
+        for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, comm);
         data_free(&d);
     }
     if (size > 1) {
