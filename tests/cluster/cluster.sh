@@ -27,6 +27,8 @@
 #                  "auto" (with `with`): the first k in 1..9 not in use (for tests that may run side by side)
 #   CLUSTER_DIR    state, logs, slurm.conf, per-host /tmp (default /var/tmp/vamp-cluster-<id>); not under
 #                  /tmp, which every host replaces by its own
+#   CLUSTER_SHARE  colon-separated paths under /tmp that every host must see as the machine has them (a
+#                  build or a clone in /tmp: tests/cluster/run_tests.sh passes its build and source dirs)
 #   CLUSTER_SLURMD_TIMEOUT   SlurmdTimeout in seconds (default 300; tests use a short one)
 #   CLUSTER_CPUS   CPUs per node in slurm.conf (default: nproc)
 #   CLUSTER_OWNER  a pid: once it is gone, `CLUSTER_ID=auto` may take this cluster down and reuse its id
@@ -74,14 +76,32 @@ pick_id() {
 # host_pids NAME: the processes inside network namespace NAME
 host_pids() { ip netns pids "$1" 2>/dev/null; }
 
-# exec_on HOST CMD...: CMD inside HOST's network namespace, with HOST's host name and its own /tmp
+# exec_on HOST CMD...: CMD inside HOST's network namespace, with HOST's host name and its own /tmp, in which
+# the directories of CLUSTER_SHARE under /tmp are the machine's (bound in this host's mount namespace only)
 exec_on() {
-  local h=$1
+  local h=$1 p shared=""
   shift
   [ -e "/run/netns/$h" ] || die "no host $h (is the cluster up?)"
   mkdir -p "$DIR/tmp-$h" && chmod 1777 "$DIR/tmp-$h"
-  exec nsenter --net="/run/netns/$h" unshare --uts --mount sh -c \
-    'mount --bind "$1" /tmp && hostname "$2" && shift 2 && exec "$@"' sh "$DIR/tmp-$h" "$h" "$@"
+  for p in $(tmp_shares); do
+    mkdir -p "$DIR/tmp-$h/$p" && shared+=" $p"
+  done
+  exec nsenter --net="/run/netns/$h" unshare --uts --mount sh -c '
+    t=$1 h=$2 s=$3; shift 3
+    for p in $s; do mount --bind "/tmp/$p" "$t/$p" || exit 1; done
+    mount --rbind "$t" /tmp && hostname "$h" && exec "$@"' sh "$DIR/tmp-$h" "$h" "$shared" "$@"
+}
+
+# the first components under /tmp of the paths in CLUSTER_SHARE (colon-separated), e.g. ci1 for /tmp/ci1/build
+tmp_shares() {
+  local p
+  local IFS=:
+  for p in ${CLUSTER_SHARE:-}; do
+    p=$(readlink -m "$p")
+    [[ "$p" == /tmp/?* ]] || continue
+    p=${p#/tmp/}
+    echo "${p%%/*}"
+  done | sort -u
 }
 
 write_env() { # the environment every user of the cluster needs

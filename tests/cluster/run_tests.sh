@@ -24,13 +24,14 @@ if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! ip netns list >/dev/n
   echo "SKIP: needs root and ip netns"
   exit 77
 fi
-# The hosts replace /tmp by their own: everything they share (data, runs, cluster state) lives in /var/tmp.
+# The hosts replace /tmp by their own: everything they share (data, runs, cluster state) lives in /var/tmp,
+# and a build or clone under /tmp is bound into every host's /tmp (CLUSTER_SHARE).
 export TMPDIR=/var/tmp
 source "$(dirname "$0")/../lib.sh" "$@"
 source "$(dirname "$0")/../lib_slurm.sh"
 unset TMPDIR
 CLUSTER=$SRC/tests/cluster/cluster.sh
-export CLUSTER_ID=auto CLUSTER_DIR=$TMP/cluster CLUSTER_SLURMD_TIMEOUT=20 CLUSTER_OWNER=$$
+export CLUSTER_ID=auto CLUSTER_DIR=$TMP/cluster CLUSTER_SLURMD_TIMEOUT=20 CLUSTER_OWNER=$$ CLUSTER_SHARE=$BUILD:$SRC
 cleanup() {
   [ -f "$TMP/cluster/env" ] && (source "$TMP/cluster/env" && "$CLUSTER" down >/dev/null)
   rm -rf "$TMP"
