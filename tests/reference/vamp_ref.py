@@ -189,7 +189,8 @@ class Model(nn.Module):
                 if isinstance(mod, nn.Conv2d):  # torch's default: U(+-1/sqrt(fan_in)) for weight and bias
                     bound = 1.0 / math.sqrt(mod.weight[0].numel())
                     mod.weight.uniform_(-bound, bound, generator=gen)
-                    mod.bias.uniform_(-bound, bound, generator=gen)
+                    if mod.bias is not None:
+                        mod.bias.uniform_(-bound, bound, generator=gen)
                 if not isinstance(mod, nn.Linear) or mod is pseudo:
                     continue
                 mod.weight.normal_(0.0, math.sqrt(2.0 / mod.in_features), generator=gen)
@@ -284,6 +285,62 @@ class ConvHVAE(Model):
     def p_x_hvae(self, z1, z2):
         h = self.p_x_layers_joint_pre(torch.cat((self.p_x_layers_z1(z1), self.p_x_layers_z2(z2)), 1))
         h = self.p_x_layers_joint(self.as_image(h))
+        mean = self.p_x_mean(h).flatten(1)
+        if not self.logistic:
+            return mean, None
+        return torch.clamp(mean, 1.0 / 512.0, 1.0 - 1.0 / 512.0), self.p_x_logvar(h).flatten(1)
+
+
+class MaskedConv2d(nn.Conv2d):
+    """The reference's MaskedConv2d (utils/nn.py): the weight is multiplied by the mask before every forward (in
+    place, as the reference does, so that the masked weights stay zero); autograd's weight gradient is the full,
+    unmasked one, as in the reference."""
+
+    def __init__(self, mask_type, c_in, c_out, k, stride, pad, bias=False):
+        super().__init__(c_in, c_out, k, stride, pad, bias=bias)
+        self.register_buffer("mask", torch.ones_like(self.weight))
+        self.mask[:, :, k // 2, k // 2 + (mask_type == "B"):] = 0
+        self.mask[:, :, k // 2 + 1:] = 0
+
+    def forward(self, x):
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+        return super().forward(x)
+
+
+class PixelHVAE(ConvHVAE):
+    """The reference's PixelHVAE (models/PixelHVAE_2level.py): the convHVAE's encoders and p(z1|z2); p(x|z1,z2) a
+    PixelCNN over [x, map(z1), map(z2)] (GatedDense to D pixels each): eight masked 3x3 convolutions (mask A,
+    then B) of 64 channels without bias, each followed by BatchNorm2d and ReLU, then 1x1 heads (the mean's with a
+    bias for binary data only, as the reference). The likelihood is evaluated in one pass (teacher forcing);
+    BatchNorm uses batch statistics in training mode and running statistics after model.eval()."""
+
+    def __init__(self, likelihood, prior, height, width, H, Z1, Z2, K):
+        super().__init__(likelihood, prior, height, width, H, Z1, Z2, K)
+        D = height * width
+        for name in ("p_x_layers_joint_pre", "p_x_layers_joint"):
+            delattr(self, name)
+        self.p_x_layers_z1 = nn.Sequential(GatedDense(Z1, D))
+        self.p_x_layers_z2 = nn.Sequential(GatedDense(Z2, D))
+        layers = []
+        for i in range(8):
+            layers += [MaskedConv2d("A" if i == 0 else "B", 3 if i == 0 else 64, 64, 3, 1, 1),
+                       nn.BatchNorm2d(64), nn.ReLU()]
+        self.pixelcnn = nn.Sequential(*layers)
+        self.p_x_mean = Conv2d(64, 1, 1, 1, 0, nn.Sigmoid())
+        if self.logistic:
+            self.p_x_mean.conv = nn.Conv2d(64, 1, 1, 1, 0, bias=False)
+            self.p_x_logvar = Conv2d(64, 1, 1, 1, 0, nn.Hardtanh(-4.5, 0.0))
+            self.p_x_logvar.conv = nn.Conv2d(64, 1, 1, 1, 0, bias=False)
+
+    def loss_terms(self, x, eps_top, eps1, enc=None, comps=None):
+        self.x_teacher = x  # the PixelCNN sees the image it scores (teacher forcing)
+        return super().loss_terms(x, eps_top, eps1, enc, comps)
+
+    def p_x_hvae(self, z1, z2):
+        x = self.x_teacher.expand(z1.shape[0], -1)
+        h = torch.cat((self.as_image(x), self.as_image(self.p_x_layers_z1(z1)), self.as_image(self.p_x_layers_z2(z2))), 1)
+        h = self.pixelcnn(h)
         mean = self.p_x_mean(h).flatten(1)
         if not self.logistic:
             return mean, None
