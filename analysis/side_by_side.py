@@ -11,10 +11,12 @@ Run from the repository root (the presets' data paths are relative to it). For e
   torch:    train_ref.py P.ini --out ROOT/torch/<name>/seed<k> --seed k --threads T [--set ...]
 where <name> is the preset's directory and file name (frey_vae_vampprior). A run whose results exist
 (final.h5, results.json) is skipped, so the script can be re-run to continue or to collect; an interrupted
-vamp_mpi run resumes from its checkpoint, an interrupted torch run starts again. Logs go to ROOT/logs/.
+vamp_mpi run resumes from its checkpoint, an interrupted torch run from its state.pt (saved after every
+epoch). Logs go to ROOT/logs/.
 The --set list is recorded in ROOT/side_by_side.json on the first run; another list needs another root.
 --collect-only runs nothing; --trainers vamp (or torch) runs one trainer only, so that two instances of the
-script on the same root can run the two trainers at once, one core each (--np 1). Prints a markdown table (also ROOT/side_by_side.md) and writes the learning
+script on the same root can run the two trainers at once, one core each (--np 1); two instances running the
+same trainer need disjoint --presets. Prints a markdown table (also ROOT/side_by_side.md) and writes the learning
 curves to ROOT/side_by_side.png (or --png). Exit status 1 if a run failed, 2 on bad arguments.
 """
 import argparse

@@ -210,9 +210,9 @@ def gen(seed, purpose):
 
 
 def noise(model, rows, g):
-    zt = model.q_z2_mean.out_features if model.hvae else model.q_z_mean.out_features
+    zt = model.Ztop
     e_top = torch.randn(rows, zt, generator=g)
-    e1 = torch.randn(rows, model.q_z1_mean.out_features, generator=g) if model.hvae else None
+    e1 = torch.randn(rows, model.Z1, generator=g) if model.hvae else None
     return e_top, e1
 
 

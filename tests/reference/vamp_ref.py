@@ -58,6 +58,7 @@ class Model(nn.Module):
         self.prior = prior
         self.K = K
         zt = Z2 if self.hvae else Z1
+        self.Ztop, self.Z1 = zt, (Z1 if self.hvae else 0)
         if self.hvae:
             self.q_z2_layers = nn.Sequential(GatedDense(D, H), GatedDense(H, H))
             self.q_z2_mean, self.q_z2_logvar = gaussian_heads(H, Z2)
@@ -77,12 +78,16 @@ class Model(nn.Module):
         self.p_x_mean = NonLinear(H, D, nn.Sigmoid())
         if self.logistic:
             self.p_x_logvar = NonLinear(H, D, nn.Hardtanh(-4.5, 0.0))
-        if prior in ("vampprior", "vampprior_data"):
-            self.means = NonLinear(K, D, nn.Hardtanh(0.0, 1.0), bias=False)
-        if prior == "mog":
+        self.add_prior_parameters(D, zt)
+
+    def add_prior_parameters(self, D, zt):
+        """The pseudo-inputs (VampPrior: a bias-free layer (D, K) with hardtanh to [0, 1]) or the MoG's components."""
+        if self.prior in ("vampprior", "vampprior_data"):
+            self.means = NonLinear(self.K, D, nn.Hardtanh(0.0, 1.0), bias=False)
+        if self.prior == "mog":
             self.mog = nn.Module()
-            self.mog.means = nn.Parameter(torch.zeros(K, zt))
-            self.mog.logvars = nn.Parameter(torch.zeros(K, zt))
+            self.mog.means = nn.Parameter(torch.zeros(self.K, zt))
+            self.mog.logvars = nn.Parameter(torch.zeros(self.K, zt))
 
     def q_top(self, x):
         if self.hvae:
@@ -155,12 +160,15 @@ class Model(nn.Module):
             hp = self.p_z1_layers(zt)
             pm1, plv1 = self.p_z1_mean(hp), self.p_z1_logvar(hp)
             kl = kl + log_normal(z1, m1, lv1) - log_normal(z1, pm1, plv1)
-            h = self.p_x_layers_joint(torch.cat((self.p_x_layers_z1(z1), self.p_x_layers_z2(zt)), 1))
+            mean, logvar = self.p_x_hvae(z1, zt)
         else:
-            h = self.p_x_layers(zt)
-        mean, logvar = self.p_x(h)
+            mean, logvar = self.p_x(self.p_x_layers(zt))
         re = -self.log_px(x, mean, logvar)
         return re, kl
+
+    def p_x_hvae(self, z1, z2):
+        """p(x|z1,z2) of the two-level model: the likelihood's mean and (logistic) log-scale, each (B, D)."""
+        return self.p_x(self.p_x_layers_joint(torch.cat((self.p_x_layers_z1(z1), self.p_x_layers_z2(z2)), 1)))
 
     def posterior_means(self, x):
         """E_q[z_top | x] and, for the hvae, E_q[z1 | x, z2 = E_q[z2 | x]] (else None): what active units measure."""
@@ -172,11 +180,16 @@ class Model(nn.Module):
     def init_params(self, gen, pseudo_mean=0.05, pseudo_std=0.01, pseudo_images=None):
         """vamp_mpi's and the reference's initialisation, drawn from the torch generator gen: Linear weights
         N(0, 2 / fan_in) (He), biases U(+-1/sqrt(fan_in)) (torch.nn.Linear's default, which the reference keeps);
+        convolutions torch's default (weights and biases U(+-1/sqrt(fan_in)));
         pseudo-inputs N(pseudo_mean, pseudo_std), or pseudo_images (K, D) + N(0, pseudo_std) noise
         (vampprior_data); MoG means N(0, 1) and log-variances 0."""
         pseudo = self.means.linear if self.prior in ("vampprior", "vampprior_data") else None
         with torch.no_grad():
             for mod in self.modules():
+                if isinstance(mod, nn.Conv2d):  # torch's default: U(+-1/sqrt(fan_in)) for weight and bias
+                    bound = 1.0 / math.sqrt(mod.weight[0].numel())
+                    mod.weight.uniform_(-bound, bound, generator=gen)
+                    mod.bias.uniform_(-bound, bound, generator=gen)
                 if not isinstance(mod, nn.Linear) or mod is pseudo:
                     continue
                 mod.weight.normal_(0.0, math.sqrt(2.0 / mod.in_features), generator=gen)
@@ -192,6 +205,89 @@ class Model(nn.Module):
             if self.prior == "mog":
                 self.mog.means.normal_(0.0, 1.0, generator=gen)
                 self.mog.logvars.zero_()
+
+
+class GatedConv2d(nn.Module):
+    """The reference's GatedConv2d (utils/nn.py): conv_h(x) * sigmoid(conv_g(x))."""
+
+    def __init__(self, c_in, c_out, k, stride, pad):
+        super().__init__()
+        self.h = nn.Conv2d(c_in, c_out, k, stride, pad)
+        self.g = nn.Conv2d(c_in, c_out, k, stride, pad)
+
+    def forward(self, x):
+        return self.h(x) * torch.sigmoid(self.g(x))
+
+
+class Conv2d(nn.Module):
+    """The reference's Conv2d wrapper: keeps ".conv" in parameter names; activation after the convolution."""
+
+    def __init__(self, c_in, c_out, k, stride, pad, activation):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, k, stride, pad)
+        self.activation = activation
+
+    def forward(self, x):
+        return self.activation(self.conv(x))
+
+
+def conv_features(height, width):
+    """Size of the encoders' flattened output: 6 channels after two stride-2 convolutions (294 for 28x28, 210
+    for Frey Faces' 28x20; the reference hard-codes these)."""
+    down = lambda n: (n - 1) // 2 + 1
+    return 6 * down(down(height)) * down(down(width))
+
+
+class ConvHVAE(Model):
+    """The reference's convHVAE (models/convHVAE_2level.py): gated convolutional encoders for x, the MLP
+    HVAE's p(z1|z2), and p(x|z1,z2) = GatedDense to D pixels, four GatedConv2d(64, k3) at full resolution and
+    1x1 convolutions for the mean and the log-scale. The same priors and likelihoods as Model."""
+
+    def __init__(self, likelihood, prior, height, width, H, Z1, Z2, K):
+        nn.Module.__init__(self)
+        D, F = height * width, conv_features(height, width)
+        self.hvae, self.logistic, self.prior, self.K = True, likelihood == "logistic256", prior, K
+        self.image = (1, height, width)
+        self.Ztop, self.Z1 = Z2, Z1
+        stack = lambda ks: nn.Sequential(*[GatedConv2d(i, o, k, s, k // 2) for (i, o, k, s) in ks])
+        self.q_z2_layers = stack([(1, 32, 7, 1), (32, 32, 3, 2), (32, 64, 5, 1), (64, 64, 3, 2), (64, 6, 3, 1)])
+        self.q_z2_mean = NonLinear(F, Z2, nn.Identity())
+        self.q_z2_logvar = NonLinear(F, Z2, nn.Hardtanh(-6.0, 2.0))
+        self.q_z1_layers_x = stack([(1, 32, 3, 1), (32, 32, 3, 2), (32, 64, 3, 1), (64, 64, 3, 2), (64, 6, 3, 1)])
+        self.q_z1_layers_z2 = nn.Sequential(GatedDense(Z2, F))
+        self.q_z1_layers_joint = nn.Sequential(GatedDense(2 * F, H))
+        self.q_z1_mean = NonLinear(H, Z1, nn.Identity())
+        self.q_z1_logvar = NonLinear(H, Z1, nn.Hardtanh(-6.0, 2.0))
+        self.p_z1_layers = nn.Sequential(GatedDense(Z2, H), GatedDense(H, H))
+        self.p_z1_mean = NonLinear(H, Z1, nn.Identity())
+        self.p_z1_logvar = NonLinear(H, Z1, nn.Hardtanh(-6.0, 2.0))
+        self.p_x_layers_z1 = nn.Sequential(GatedDense(Z1, H))
+        self.p_x_layers_z2 = nn.Sequential(GatedDense(Z2, H))
+        self.p_x_layers_joint_pre = nn.Sequential(GatedDense(2 * H, D))
+        self.p_x_layers_joint = stack([(1, 64, 3, 1)] + [(64, 64, 3, 1)] * 3)
+        self.p_x_mean = Conv2d(64, 1, 1, 1, 0, nn.Sigmoid())
+        if self.logistic:
+            self.p_x_logvar = Conv2d(64, 1, 1, 1, 0, nn.Hardtanh(-4.5, 0.0))
+        self.add_prior_parameters(D, Z2)
+
+    def as_image(self, x):
+        return x.reshape(x.shape[0], *self.image)
+
+    def q_top(self, x):
+        h = self.q_z2_layers(self.as_image(x)).flatten(1)
+        return self.q_z2_mean(h), self.q_z2_logvar(h)
+
+    def encode(self, x):
+        mt, lvt = self.q_top(x)
+        return mt, lvt, self.q_z1_layers_x(self.as_image(x)).flatten(1)
+
+    def p_x_hvae(self, z1, z2):
+        h = self.p_x_layers_joint_pre(torch.cat((self.p_x_layers_z1(z1), self.p_x_layers_z2(z2)), 1))
+        h = self.p_x_layers_joint(self.as_image(h))
+        mean = self.p_x_mean(h).flatten(1)
+        if not self.logistic:
+            return mean, None
+        return torch.clamp(mean, 1.0 / 512.0, 1.0 - 1.0 / 512.0), self.p_x_logvar(h).flatten(1)
 
 
 def check_names(model, arrays):
@@ -239,8 +335,7 @@ def importance_sampled(model, X, S, block, gen, progress=None):
     Each image is encoded once; its samples go through the rest of the model in blocks of `block` rows; the
     prior's components are computed once. Noise from the torch generator gen. progress(i, N): called per image."""
     dt = next(model.parameters()).dtype
-    zt = model.q_z2_mean.out_features if model.hvae else model.q_z_mean.out_features
-    z1 = model.q_z1_mean.out_features if model.hvae else 0
+    zt, z1 = model.Ztop, model.Z1
     X = torch.as_tensor(np.asarray(X), dtype=dt)
     ll, elbo = np.empty(X.shape[0]), np.empty(X.shape[0])
     with torch.no_grad():
