@@ -84,7 +84,7 @@ static size_t hvae_vampprior_params(size_t D)
     c.model_type = MODEL_HVAE;
     c.prior = PRIOR_VAMPPRIOR;
     vamp_model m;
-    model_init(&m, &c, D);
+    model_init(&m, &c, 1, (int)D); /* the MLP sees only D */
     return m.layout.total; /* model_init allocates nothing */
 }
 

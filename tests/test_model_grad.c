@@ -210,7 +210,7 @@ static int fixture_init(fixture *f, vamp_model_type type, vamp_likelihood lik, v
     c.z2 = 2;
     c.components = 3;
     vamp_model *m = &f->m;
-    model_init(m, &c, D);
+    model_init(m, &c, 1, D);
     int Zt = m->Ztop, Z1 = m->Z1 ? m->Z1 : 1, Kc = m->K ? m->K : 1;
     f->params = malloc(m->layout.total * sizeof(float));
     f->x = malloc((size_t)R * D * sizeof(float));

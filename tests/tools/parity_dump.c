@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     const float beta = 0.7f; /* not 1: the warm-up factor must scale only the KL */
 
     vamp_model m;
-    model_init(&m, &c, D);
+    model_init(&m, &c, 3, 4);
     const size_t N = m.layout.total;
     float *params = xmalloc(N * sizeof(float)), *grads = xcalloc(N * sizeof(float));
     model_init_params(&m, params, (uint64_t)seed);
