@@ -118,6 +118,43 @@ static void spread(const vamp_model *m, float *params, vamp_linear conv, float l
     free(v);
 }
 
+/* Puts both edges of every clamp inside the data, layer by layer (each stage changes the next's input). */
+static void calibrate(const vamp_model *m, float *params, const float *x, const float *eps_top, const float *eps1,
+                      int R, float beta)
+{
+    const int Zt = m->Ztop, Z1 = m->Z1;
+    const size_t D = m->D;
+    vamp_acts cal;
+    acts_init(&cal, m, R);
+    /* the clamps' inputs do not depend on the prior: any valid components will do */
+    float *noprior = m->K ? xcalloc((size_t)m->K * Zt * sizeof(float)) : NULL;
+    const float edge = m->logistic ? 6.2383246f : 11.512915f; /* logit(1 - 1/512) logistic, logit(1 - 1e-5) Bernoulli */
+    model_encode(m, &cal, params, x, R);
+    straddle(m, params, m->enc.logvar, 0, -6.0f, cal.enc.lv_pre, R, Zt);
+    straddle(m, params, m->enc.logvar, 1, 2.0f, cal.enc.lv_pre, R, Zt);
+    if (m->hvae) {
+        model_forward(m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
+        straddle(m, params, m->q1_logvar, 0, -6.0f, cal.q1_lv_pre, R, Z1);
+        straddle(m, params, m->q1_logvar, 1, 2.0f, cal.q1_lv_pre, R, Z1);
+        straddle(m, params, m->pz1_logvar, 0, -6.0f, cal.pz1_lv_pre, R, Z1);
+        straddle(m, params, m->pz1_logvar, 1, 2.0f, cal.pz1_lv_pre, R, Z1);
+    }
+    model_forward(m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
+    if (m->conv) {
+        spread(m, params, m->px_mean, -edge, edge, cal.x_pre, (size_t)R * D);
+        if (m->logistic) spread(m, params, m->px_logvar, -4.5f, 0.0f, cal.xlv_pre, (size_t)R * D);
+    } else {
+        straddle(m, params, m->px_mean, 2, -edge, cal.x_pre, R, (int)D);
+        straddle(m, params, m->px_mean, 3, edge, cal.x_pre, R, (int)D);
+        if (m->logistic) {
+            straddle(m, params, m->px_logvar, 0, -4.5f, cal.xlv_pre, R, (int)D);
+            straddle(m, params, m->px_logvar, 1, 0.0f, cal.xlv_pre, R, (int)D);
+        }
+    }
+    acts_free(&cal);
+    free(noprior);
+}
+
 /* First element of piece i when n elements are cut into c nearly equal pieces. */
 static int piece(int n, int c, int i) { return (int)((long)n * i / c); }
 
@@ -183,37 +220,7 @@ int main(int argc, char **argv)
     rng_normal_fill(eps_top, (size_t)R * Zt, (uint64_t)seed, RNG_EPS_TRAIN, 0, 0, 0);
     if (Z1) rng_normal_fill(eps1, (size_t)R * Z1, (uint64_t)seed, RNG_EPS_TRAIN, 0, 1, 0);
 
-    { /* put both edges of every clamp inside the data, layer by layer (each stage changes the next's input) */
-        vamp_acts cal;
-        acts_init(&cal, &m, R);
-        /* the clamps' inputs do not depend on the prior: any valid components will do */
-        float *noprior = m.K ? xcalloc((size_t)m.K * Zt * sizeof(float)) : NULL;
-        const float edge = m.logistic ? 6.2383246f : 11.512915f; /* logit(1 - 1/512) logistic, logit(1 - 1e-5) Bernoulli */
-        model_encode(&m, &cal, params, x, R);
-        straddle(&m, params, m.enc.logvar, 0, -6.0f, cal.enc.lv_pre, R, Zt);
-        straddle(&m, params, m.enc.logvar, 1, 2.0f, cal.enc.lv_pre, R, Zt);
-        if (m.hvae) {
-            model_forward(&m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
-            straddle(&m, params, m.q1_logvar, 0, -6.0f, cal.q1_lv_pre, R, Z1);
-            straddle(&m, params, m.q1_logvar, 1, 2.0f, cal.q1_lv_pre, R, Z1);
-            straddle(&m, params, m.pz1_logvar, 0, -6.0f, cal.pz1_lv_pre, R, Z1);
-            straddle(&m, params, m.pz1_logvar, 1, 2.0f, cal.pz1_lv_pre, R, Z1);
-        }
-        model_forward(&m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
-        if (m.conv) {
-            spread(&m, params, m.px_mean, -edge, edge, cal.x_pre, (size_t)R * D);
-            if (m.logistic) spread(&m, params, m.px_logvar, -4.5f, 0.0f, cal.xlv_pre, (size_t)R * D);
-        } else {
-            straddle(&m, params, m.px_mean, 2, -edge, cal.x_pre, R, (int)D);
-            straddle(&m, params, m.px_mean, 3, edge, cal.x_pre, R, (int)D);
-        }
-        if (m.logistic && !m.conv) {
-            straddle(&m, params, m.px_logvar, 0, -4.5f, cal.xlv_pre, R, (int)D);
-            straddle(&m, params, m.px_logvar, 1, 0.0f, cal.xlv_pre, R, (int)D);
-        }
-        acts_free(&cal);
-        free(noprior);
-    }
+    calibrate(&m, params, x, eps_top, eps1, R, beta);
 
     /* prior components (K,Ztop) and their gradient, wired as trainer_step wires them */
     float *pm = NULL, *plv = NULL, *dpm = NULL, *dplv = NULL;
