@@ -8,7 +8,9 @@
  * S = 5000 (measured on a few images; convhvae: S = 500 on one image per stripe, its decoder costs ~0.35 GFLOP
  * per sample); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
  * of doubles from 8 B to 32 MB (the input of analysis/scaling_model.py) and whether overlapping the gradient
- * allreduce with computation pays on this machine. Synthetic data, no files. */
+ * allreduce with computation pays on this machine. Synthetic data, no files.
+ * vamp_bench --conv: instead, the GatedConv2d layers of the reference's convHVAE (conv.h) at batch 100 on rank 0:
+ * ms forward and backward, GFLOP/s and % of the sgemm peak, scratch and activation memory. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <sys/resource.h>
 
 #include "vamp/check.h"
+#include "vamp/conv.h"
 #include "vamp/eval.h"
 #include "vamp/rng.h"
 #include "vamp/runlog.h"
@@ -221,6 +224,67 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
     trainer_free(&t);
 }
 
+/* ---- vamp_bench --conv ------------------------------------------------------------------------------------- */
+
+/* Best-of-reps seconds of the gated layer's forward (phase 0) or backward with every d-output (phase 1). */
+static double time_gated(const vamp_conv *g, int B, int phase, int reps, float *const *t, float *scratch)
+{
+    const size_t nw = (size_t)g->cout * g->cin * g->k * g->k;
+    double best = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double t0 = wall_seconds();
+        if (phase == 0) gated_conv2d_forward(t[2], t[3], t[4], t[0], t[5], t[6], t[7], t[8], g, B, scratch);
+        else gated_conv2d_backward(t[1], t[9], t[10], t[11], t[12], t[2], t[0], t[3], t[4], t[5], t[7], g, B,
+                                   scratch);
+        double dt = wall_seconds() - t0;
+        if (dt < best) best = dt;
+        if (phase == 1) memset(t[9], 0, nw * sizeof(float)); /* keep the sums from growing */
+    }
+    return best;
+}
+
+/* One row of the table: the GatedConv2d (two convolutions) of geometry g on B images. */
+static void bench_conv_layer(const char *name, vamp_conv g, int B, double peak)
+{
+    const size_t nx = (size_t)B * g.cin * g.h * g.w, ny = (size_t)B * g.cout * g.oh * g.ow;
+    const size_t nw = (size_t)g.cout * g.cin * g.k * g.k, nc = (size_t)g.cout;
+    const size_t sizes[13] = {nx, nx, ny, ny, ny, nw, nc, nw, nc, nw, nc, nw, nc};
+    float *t[13]; /* x dx y h g Wh bh Wg bg dWh dbh dWg dbg */
+    for (int i = 0; i < 13; i++) {
+        t[i] = xcalloc(sizes[i] * sizeof(float));
+        for (size_t j = 0; j < sizes[i]; j++) t[i][j] = 1e-2f * (float)((j * 7 + (size_t)i) % 199) - 0.99f;
+    }
+    const size_t scratch_n = gated_conv2d_scratch_floats(&g);
+    float *scratch = xmalloc(scratch_n * sizeof(float));
+    const int reps = 5;
+    double fwd = time_gated(&g, B, 0, reps, t, scratch), bwd = time_gated(&g, B, 1, reps, t, scratch);
+    /* useful FLOPs: two convolutions of 2 B cout oh ow cin k k each; the backward twice that (dW and dx) */
+    const double f = 2.0 * 2.0 * B * (double)g.cout * g.oh * g.ow * g.cin * g.k * g.k;
+    printf("%-22s %8.2f %8.2f %8.1f %8.1f %6.1f%% %9.1f %9.1f\n", name, fwd * 1e3, bwd * 1e3, f / fwd * 1e-9,
+           2 * f / bwd * 1e-9, 100.0 * 3 * f / (fwd + bwd) * 1e-9 / peak, scratch_n * 4.0 / 1024.0,
+           3.0 * ny * 4.0 / (1024.0 * 1024.0));
+    for (int i = 0; i < 13; i++) free(t[i]);
+    free(scratch);
+}
+
+/* The GatedConv2d layers of the reference's convHVAE on 28x28 images at batch 100, on this process. */
+static void bench_conv(double peak)
+{
+    const int B = 100;
+    printf("vamp_bench --conv: GatedConv2d layers of the reference's convHVAE, batch %d, one image per GEMM; "
+           "sgemm peak (1024^3, one thread): %.1f GFLOP/s\n", B, peak);
+    printf("%-22s %8s %8s %8s %8s %7s %9s %9s\n", "layer", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s", "% peak",
+           "scratchK", "acts MiB");
+    bench_conv_layer("1->32 k7 s1 p3 28x28", conv_geom(1, 28, 28, 32, 7, 1, 3), B, peak);
+    bench_conv_layer("32->32 k3 s2 p1 28x28", conv_geom(32, 28, 28, 32, 3, 2, 1), B, peak);
+    bench_conv_layer("32->64 k5 s1 p2 14x14", conv_geom(32, 14, 14, 64, 5, 1, 2), B, peak);
+    bench_conv_layer("64->64 k3 s2 p1 14x14", conv_geom(64, 14, 14, 64, 3, 2, 1), B, peak);
+    bench_conv_layer("64->6 k3 s1 p1 7x7", conv_geom(64, 7, 7, 6, 3, 1, 1), B, peak);
+    bench_conv_layer("dec 64->64 k3 s1 p1 28", conv_geom(64, 28, 28, 64, 3, 1, 1), B, peak);
+    printf("(GF/s: useful FLOPs of the two convolutions, 2 B cout oh ow cin k^2 each, the backward twice that; "
+           "scratchK: the backward's scratch in KiB, independent of B; acts: y, h, g kept for the backward)\n");
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -228,9 +292,10 @@ int main(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    int steps = 30, stripes = 4;
+    int steps = 30, stripes = 4, conv = 0;
     const char *models = "vae_standard,vae_vampprior,hvae_vampprior";
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc && !strcmp(argv[i], "--conv"); i++) conv = 1;
+    for (int i = 1 + conv; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--models")) models = argv[i + 1];
         else if (!strcmp(argv[i], "--stripes")) stripes = atoi(argv[i + 1]);
@@ -239,6 +304,11 @@ int main(int argc, char **argv)
         vamp_input_error(comm, "vamp_bench: need --steps >= 1 and --stripes dividing the batch (100) and at least "
                          "the rank count (%d)", size);
     double peak = sgemm_peak_gflops();
+    if (conv) {
+        if (rank == 0) bench_conv(peak);
+        MPI_Finalize();
+        return 0;
+    }
     log0(comm, "vamp_bench: %d rank(s), %d steps per measurement, data.stripes = %d (chunks of %d rows); sgemm "
          "peak (1024^3, one thread): %.1f GFLOP/s\n", size, steps, stripes, 100 / stripes, peak);
     log0(comm, "stripes per rank: at most %d, %.2f on average (the step waits for the fullest rank: ideal speed-up "

@@ -76,6 +76,14 @@ static void col2im_add(float *dx, const float *dcol, const vamp_conv *g)
             }
 }
 
+/* The column matrix of image x: x itself for a pointwise convolution, else im2col into col. */
+static const float *columns(const float *x, const vamp_conv *g, float *col)
+{
+    if (pointwise(g)) return x;
+    im2col(col, x, g);
+    return col;
+}
+
 /* ---- Conv2d ------------------------------------------------------------------------------------------------- */
 
 size_t conv2d_scratch_floats(const vamp_conv *g) { return 2 * col_rows(g) * out_pix(g); }
@@ -88,12 +96,8 @@ static void conv_forward_image(float *y, const float *x, const float *W, const f
     if (b)
         for (int o = 0; o < g->cout; o++)
             for (int i = 0; i < N; i++) y[(size_t)o * N + i] = b[o];
-    const float *c = x;
-    if (!pointwise(g)) {
-        im2col(col, x, g);
-        c = col;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, N, K, 1.0f, W, K, c, N, b ? 1.0f : 0.0f, y, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, N, K, 1.0f, W, K, columns(x, g, col), N,
+                b ? 1.0f : 0.0f, y, N);
 }
 
 void conv2d_forward(float *y, const float *x, const float *W, const float *b, const vamp_conv *g, int B,
@@ -104,31 +108,43 @@ void conv2d_forward(float *y, const float *x, const float *W, const float *b, co
                            scratch);
 }
 
+/* dW (cout, K) += dy (cout, N) . c^T (N, K), c the image's column matrix */
+static void gemm_dW(float *dW, const float *dy, const float *c, const vamp_conv *g)
+{
+    const int K = (int)col_rows(g), N = (int)out_pix(g);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->cout, K, N, 1.0f, dy, N, c, N, 1.0f, dW, K);
+}
+
+/* db (cout) += the sums of dy (cout, N) over positions, each taken in double */
+static void add_db(float *db, const float *dy, const vamp_conv *g)
+{
+    const size_t N = out_pix(g);
+    for (int o = 0; o < g->cout; o++) {
+        double s = 0.0;
+        for (size_t i = 0; i < N; i++) s += dy[(size_t)o * N + i];
+        db[o] += (float)s;
+    }
+}
+
+/* d (K, N) = W^T (K, cout) . dy (cout, N) + beta d: the column gradient, or a pointwise layer's dx itself */
+static void gemm_dcol(float *d, const float *W, const float *dy, const vamp_conv *g, float beta)
+{
+    const int K = (int)col_rows(g), N = (int)out_pix(g);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, g->cout, 1.0f, W, K, dy, N, beta, d, N);
+}
+
 /* One image's gradients; col and dcol are (cin k k, oh ow) each. */
 static void conv_backward_image(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
                                 const vamp_conv *g, float *col, float *dcol)
 {
-    const int K = (int)col_rows(g), N = (int)out_pix(g);
-    if (dW) { /* dW (cout, K) += dy (cout, N) . col^T (N, K) */
-        const float *c = x;
-        if (!pointwise(g)) {
-            im2col(col, x, g);
-            c = col;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->cout, K, N, 1.0f, dy, N, c, N, 1.0f, dW, K);
-    }
-    if (db)
-        for (int o = 0; o < g->cout; o++) {
-            double s = 0.0;
-            for (int i = 0; i < N; i++) s += dy[(size_t)o * N + i];
-            db[o] += (float)s;
-        }
+    if (dW) gemm_dW(dW, dy, columns(x, g, col), g);
+    if (db) add_db(db, dy, g);
     if (!dx) return;
-    if (pointwise(g)) { /* dx (cin, N) += W^T (cin, cout) . dy (cout, N) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, g->cout, 1.0f, W, K, dy, N, 1.0f, dx, N);
+    if (pointwise(g)) {
+        gemm_dcol(dx, W, dy, g, 1.0f);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, g->cout, 1.0f, W, K, dy, N, 0.0f, dcol, N);
+    gemm_dcol(dcol, W, dy, g, 0.0f);
     col2im_add(dx, dcol, g);
 }
 
@@ -146,16 +162,31 @@ void conv2d_backward(float *dx, float *dW, float *db, const float *dy, const flo
 
 static inline float sigmoidf(float a) { return 1.0f / (1.0f + expf(-a)); }
 
-void gated_conv2d_forward(float *y, float *h, float *g, const float *x, const float *Wh, const float *bh,
-                          const float *Wg, const float *bg, const vamp_conv *geo, int B, float *scratch)
+/* Both convolutions of one image from one column matrix, then the gate. */
+static void gated_forward_image(float *y, float *h, float *g, const float *x, const float *Wh, const float *bh,
+                                const float *Wg, const float *bg, const vamp_conv *geo, float *col)
 {
-    conv2d_forward(h, x, Wh, bh, geo, B, scratch);
-    conv2d_forward(g, x, Wg, bg, geo, B, scratch);
-    const size_t n = (size_t)B * geo->cout * out_pix(geo);
-    for (size_t i = 0; i < n; i++) {
+    const int K = (int)col_rows(geo), N = (int)out_pix(geo), M = geo->cout;
+    const float *c = columns(x, geo, col);
+    for (int o = 0; o < M; o++)
+        for (int i = 0; i < N; i++) {
+            h[(size_t)o * N + i] = bh[o];
+            g[(size_t)o * N + i] = bg[o];
+        }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, Wh, K, c, N, 1.0f, h, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, Wg, K, c, N, 1.0f, g, N);
+    for (size_t i = 0; i < (size_t)M * N; i++) {
         g[i] = sigmoidf(g[i]);
         y[i] = h[i] * g[i];
     }
+}
+
+void gated_conv2d_forward(float *y, float *h, float *g, const float *x, const float *Wh, const float *bh,
+                          const float *Wg, const float *bg, const vamp_conv *geo, int B, float *scratch)
+{
+    const size_t no = (size_t)geo->cout * out_pix(geo), ni = (size_t)geo->cin * in_pix(geo);
+    for (int n = 0; n < B; n++)
+        gated_forward_image(y + n * no, h + n * no, g + n * no, x + n * ni, Wh, bh, Wg, bg, geo, scratch);
 }
 
 size_t gated_conv2d_scratch_floats(const vamp_conv *g)
@@ -163,8 +194,28 @@ size_t gated_conv2d_scratch_floats(const vamp_conv *g)
     return conv2d_scratch_floats(g) + 2 * (size_t)g->cout * out_pix(g);
 }
 
-/* Image by image, as gated_backward in nn.c does for the whole batch: d pre-activations of h and of the gate,
- * then the two convolutions' backward passes. */
+/* One image, given the d pre-activations dh and dga of h and of the gate: one column matrix for both weight
+ * gradients, and one column gradient (from both convolutions) scattered back once. */
+static void gated_backward_image(float *dx, float *dWh, float *dbh, float *dWg, float *dbg, const float *dh,
+                                 const float *dga, const float *x, const float *Wh, const float *Wg,
+                                 const vamp_conv *geo, float *col, float *dcol)
+{
+    if (dWh || dWg) {
+        const float *c = columns(x, geo, col);
+        if (dWh) gemm_dW(dWh, dh, c, geo);
+        if (dWg) gemm_dW(dWg, dga, c, geo);
+    }
+    if (dbh) add_db(dbh, dh, geo);
+    if (dbg) add_db(dbg, dga, geo);
+    if (!dx) return;
+    float *d = pointwise(geo) ? dx : dcol;
+    gemm_dcol(d, Wh, dh, geo, pointwise(geo) ? 1.0f : 0.0f);
+    gemm_dcol(d, Wg, dga, geo, 1.0f);
+    if (!pointwise(geo)) col2im_add(dx, dcol, geo);
+}
+
+/* Image by image, as gated_backward in nn.c does for the whole batch: the d pre-activations of h and of the
+ * gate, then both convolutions' gradients. */
 void gated_conv2d_backward(float *dx, float *dWh, float *dbh, float *dWg, float *dbg, const float *dy,
                            const float *x, const float *h, const float *g, const float *Wh, const float *Wg,
                            const vamp_conv *geo, int B, float *scratch)
@@ -179,9 +230,8 @@ void gated_conv2d_backward(float *dx, float *dWh, float *dbh, float *dWg, float 
             dh[i] = dy[o0 + i] * gi;
             dga[i] = dy[o0 + i] * h[o0 + i] * gi * (1.0f - gi);
         }
-        float *dxn = dx ? dx + (size_t)n * ni : NULL;
-        conv_backward_image(dxn, dWh, dbh, dh, x + (size_t)n * ni, Wh, geo, col, dcol);
-        conv_backward_image(dxn, dWg, dbg, dga, x + (size_t)n * ni, Wg, geo, col, dcol);
+        gated_backward_image(dx ? dx + (size_t)n * ni : NULL, dWh, dbh, dWg, dbg, dh, dga, x + (size_t)n * ni, Wh,
+                             Wg, geo, col, dcol);
     }
 }
 

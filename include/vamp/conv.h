@@ -37,7 +37,7 @@ void conv2d_backward(float *dx, float *dW, float *db, const float *dy, const flo
 /* ---- GatedConv2d: y = (conv_h(x) + bh) * sigmoid(conv_g(x) + bg), the reference's GatedConv2d ------------ */
 
 /* Keeps h (the pre-activation) and g (the sigmoid) for the backward pass; y, h, g are (B,cout,oh,ow).
- * Scratch: conv2d_scratch_floats. */
+ * Both convolutions share one column matrix per image (and, backward, one col2im). Scratch: conv2d_scratch_floats. */
 void gated_conv2d_forward(float *y, float *h, float *g, const float *x, const float *Wh, const float *bh,
                           const float *Wg, const float *bg, const vamp_conv *geo, int B, float *scratch);
 size_t gated_conv2d_scratch_floats(const vamp_conv *g); /* the backward's: conv2d's + 2 cout oh ow */
