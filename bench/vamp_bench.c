@@ -2,10 +2,12 @@
  * measured in the same run. Prints figures; decides nothing (speed targets are not tests).
  * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior] [--stripes S]
  *        [--no-is] (skips the IS log-likelihood)
+ *        (models: vae_*, hvae_*, convhvae_* with * = standard or vampprior)
  * (P <= S; P need not divide S: the ranks then hold ceil(S/P) or floor(S/P) stripes each)
  * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4 unless --stripes: chunks of 100 / S rows): ms per step and per phase (max over ranks),
  * useful GFLOP/s and % of the sgemm peak, for train.reduce = exact and fast; IS seconds per test image at
- * S = 5000 (measured on a few images); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
+ * S = 5000 (measured on a few images; convhvae: S = 500 on one image per stripe, its decoder costs ~0.35 GFLOP
+ * per sample); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
  * of doubles from 8 B to 32 MB (the input of analysis/scaling_model.py) and whether overlapping the gradient
  * allreduce with computation pays on this machine. Synthetic data, no files.
  * vamp_bench --conv: instead, the GatedConv2d layers of the reference's convHVAE (conv.h) at batch 100 on rank 0:
@@ -59,22 +61,35 @@ static void synthetic_split(vamp_split *s, long n, int S, int rank, int size, si
     }
 }
 
-/* Useful FLOPs of one training step: forward 2*R*in*out per Linear, backward the same for dW and for dx
- * except where the input is the data (dx not needed); pseudo-inputs: the encoder on K rows, with dx. */
+/* Output positions per image of the convolution whose weight is tensor i (convhvae). */
+static double conv_positions(const vamp_model *m, int i)
+{
+    const vamp_conv_stack *stacks[3] = {&m->enc_conv, &m->q1_conv, &m->px_conv};
+    for (int s = 0; s < 3; s++)
+        for (int l = 0; l < stacks[s]->n; l++) {
+            const vamp_gconv *L = &stacks[s]->l[l];
+            if (i == L->h.W || i == L->g.W) return (double)L->geo.oh * L->geo.ow;
+        }
+    return (double)m->px_head.oh * m->px_head.ow; /* p_x_mean.conv, p_x_logvar.conv */
+}
+
+/* Useful FLOPs of one training step: forward 2*R*in*out per Linear (2*R*size*positions per convolution),
+ * backward the same for dW and for dx except where the input is the data (the first layer of each encoder of x:
+ * dx not needed); pseudo-inputs: the encoder on K rows, with dx. */
 static double step_flops(const vamp_model *m, int B, double *is_flops_per_sample)
 {
     double data = 0, pseudo = 0, is = 0;
-    const int enc_first[] = {m->enc.l1.h.W, m->enc.l1.g.W};
-    const int q1x[] = {m->hvae ? m->q1_x.h.W : -1, m->hvae ? m->q1_x.g.W : -1};
+    const char *first = m->hvae ? "q_z2_layers.0." : "q_z_layers.0.";
     for (int i = 0; i < m->layout.n; i++) {
         const vamp_tensor *t = &m->layout.t[i];
-        if (t->ndim != 2 || i == m->pseudo || i == m->mog_means || i == m->mog_logvars) continue;
-        double w = (double)t->size;
-        int from_x = i == enc_first[0] || i == enc_first[1] || i == q1x[0] || i == q1x[1];
+        if (t->ndim == 1 || i == m->pseudo || i == m->mog_means || i == m->mog_logvars) continue;
+        double w = (double)t->size * (t->ndim == 4 ? conv_positions(m, i) : 1.0);
+        int x_branch = strncmp(t->name, "q_z1_layers_x", 13) == 0;
+        int from_x = strncmp(t->name, first, strlen(first)) == 0 || strncmp(t->name, "q_z1_layers_x.0.", 16) == 0;
         data += 2.0 * B * w * (from_x ? 2 : 3);
         int in_enc = strncmp(t->name, m->hvae ? "q_z2_" : "q_z_", m->hvae ? 5 : 4) == 0;
         if (in_enc && m->pseudo >= 0) pseudo += 2.0 * m->K * w * 3;
-        if (!in_enc && !(i == q1x[0] || i == q1x[1])) is += 2.0 * w;
+        if (!in_enc && !x_branch) is += 2.0 * w;
     }
     *is_flops_per_sample = is;
     return data + pseudo;
@@ -88,7 +103,7 @@ static size_t hvae_vampprior_params(size_t D)
     c.model_type = MODEL_HVAE;
     c.prior = PRIOR_VAMPPRIOR;
     vamp_model m;
-    model_init(&m, &c, D);
+    model_init(&m, &c, 1, (int)D); /* the MLP sees only D */
     return m.layout.total; /* model_init allocates nothing */
 }
 
@@ -190,23 +205,23 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
     double ph[5] = {t.t_prior, t.t_forward, t.t_backward, t.t_reduce, t.t_optim};
     for (int k = 0; k < 5; k++) ph[k] = max_over_ranks(ph[k] / steps, comm) * 1e3;
     double gf = flops / step * 1e-9;
-    log0(comm, "%-15s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
+    log0(comm, "%-18s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
          step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
     if (size > 1)
-        log0(comm, "%-15s forward + backward per step: %.2f ms on the slowest rank, %.2f on the fastest (ratio "
+        log0(comm, "%-18s forward + backward per step: %.2f ms on the slowest rank, %.2f on the fastest (ratio "
              "%.2f; most and fewest stripes per rank %d and %d)\n", "", chunks_max, chunks_min, chunks_max / chunks_min,
              plan_max_stripes(c.stripes, size), c.stripes / size);
     if (red == 0)
-        log0(comm, "%-15s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
+        log0(comm, "%-18s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
              t.model.layout.total);
     if (red == 0 && with_is) {
-        int S = 5000;
+        int S = t.model.conv ? 500 : 5000;
         float *per_image = rank == 0 ? xmalloc((size_t)d->test.n * sizeof(float)) : NULL;
         double e0 = wall_seconds();
         eval_log_likelihood(&t, &d->test, S, c.eval_block, per_image, 0);
         free(per_image);
         double per = max_over_ranks(wall_seconds() - e0, comm) / ((double)d->test.n / size);
-        log0(comm, "%-15s IS log-likelihood, S = %d: %.3f s per image per rank, %.1f GFLOP/s (%.0f%% of peak)\n",
+        log0(comm, "%-18s IS log-likelihood, S = %d: %.3f s per image per rank, %.1f GFLOP/s (%.0f%% of peak)\n",
              "", S, per, is_fps * S / per * 1e-9, 100.0 * is_fps * S / per * 1e-9 / peak);
     }
     trainer_free(&t);
@@ -304,7 +319,7 @@ int main(int argc, char **argv)
     log0(comm, "stripes per rank: at most %d, %.2f on average (the step waits for the fullest rank: ideal speed-up "
          "%.2f over 1 rank)\n", plan_max_stripes(stripes, size), (double)stripes / size,
          (double)stripes / plan_max_stripes(stripes, size));
-    log0(comm, "%-15s %-6s %8s %8s %8s %8s %8s %8s %8s %7s\n", "model", "reduce", "step ms", "prior", "forward",
+    log0(comm, "%-18s %-6s %8s %8s %8s %8s %8s %8s %8s %7s\n", "model", "reduce", "step ms", "prior", "forward",
          "backward", "reduce", "optim", "GFLOP/s", "% peak");
     const size_t D = 784;
     char list[256];
@@ -312,16 +327,17 @@ int main(int argc, char **argv)
     for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
         vamp_config c;
         config_defaults(&c);
-        c.model_type = !strncmp(name, "hvae", 4) ? MODEL_HVAE : MODEL_VAE;
+        c.model_type = !strncmp(name, "convhvae", 8) ? MODEL_CONVHVAE : !strncmp(name, "hvae", 4) ? MODEL_HVAE : MODEL_VAE;
         c.prior = strstr(name, "vampprior") ? PRIOR_VAMPPRIOR : PRIOR_STANDARD;
         c.eval_samples = 5000;
+        if (c.model_type == MODEL_CONVHVAE) c.eval_block = c.eval_batch = 100; /* as its presets: ~4 MB per row */
         c.stripes = stripes;
         vamp_data d;
         memset(&d, 0, sizeof d);
         d.D = D;
         d.height = d.width = 28;
         synthetic_split(&d.train, 4000, c.stripes, rank, size, D, 1);
-        synthetic_split(&d.test, 8, c.stripes, rank, size, D, 2);
+        synthetic_split(&d.test, c.model_type == MODEL_CONVHVAE ? c.stripes : 8, c.stripes, rank, size, D, 2);
         for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, comm);
         data_free(&d);
     }

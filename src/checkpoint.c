@@ -23,6 +23,21 @@
 
 /* ---- parameter files (rank 0) ------------------------------------------------------------------------------ */
 
+/* The HDF5 dims of a tensor: its torch shape (ndim of them). */
+static void tensor_dims(const vamp_tensor *t, hsize_t dims[VAMP_MAX_DIMS])
+{
+    for (int i = 0; i < VAMP_MAX_DIMS; i++) dims[i] = t->shape[i];
+}
+
+/* "AxB" (at least two numbers, a rank-1 shape as "Nx1", as the messages have always said), "AxBxCxD" for more. */
+static const char *shape_text(char *buf, size_t len, const hsize_t *dims, int nd)
+{
+    size_t used = (size_t)snprintf(buf, len, "%llu", (unsigned long long)dims[0]);
+    for (int i = 1; i < (nd > 2 ? nd : 2) && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "x%llu", (unsigned long long)dims[i]);
+    return buf;
+}
+
 /* Rank 0: builds the parameter file in memory. 0 or -1. */
 static hid_t build_params_file(const vamp_layout *l, const float *params, const char *config_ini,
                                const vamp_provenance *prov, const vamp_attr *attrs, int nattrs,
@@ -39,7 +54,8 @@ static hid_t build_params_file(const vamp_layout *l, const float *params, const 
         const vamp_tensor *t = &l->t[i];
         char name[VAMP_NAME_LEN + 16];
         snprintf(name, sizeof name, "params/%s", t->name);
-        hsize_t dims[2] = {t->shape[0], t->shape[1]};
+        hsize_t dims[VAMP_MAX_DIMS];
+        tensor_dims(t, dims);
         ok = h5_dataset_f32(f, name, t->ndim, dims, params + t->offset) == 0;
     }
     for (int i = 0; ok && i < nextra; i++) {
@@ -84,18 +100,19 @@ void params_read(const char *path, const vamp_layout *l, float *params, MPI_Comm
         const vamp_tensor *t = &l->t[i];
         char name[VAMP_NAME_LEN + 16];
         snprintf(name, sizeof name, "params/%s", t->name);
-        hsize_t want[2] = {t->shape[0], t->shape[1]}, dims[2];
+        hsize_t want[VAMP_MAX_DIMS], dims[H5IO_MAX_DIMS];
+        tensor_dims(t, want);
         int nd;
         int rc = h5_dataset_read_f32(f, name, t->ndim, want, params + t->offset, &nd, dims);
         if (rc == H5IO_MISSING)
             vamp_input_error(comm, "%s: dataset /%s is missing (was the file written for another model/prior?)",
                              path, name);
-        if (rc == H5IO_SHAPE && (nd < 1 || nd > 2))
+        if (rc == H5IO_SHAPE && (nd < 1 || nd > H5IO_MAX_DIMS || (nd != t->ndim && (nd > 2 || t->ndim > 2))))
             vamp_input_error(comm, "%s: dataset /%s has rank %d, expected %d", path, name, nd, t->ndim);
+        char got[96], need[96];
         if (rc == H5IO_SHAPE)
-            vamp_input_error(comm, "%s: dataset /%s has shape %llux%llu, the model needs %zux%zu", path, name,
-                             (unsigned long long)dims[0], (unsigned long long)(nd == 2 ? dims[1] : 1),
-                             t->shape[0], t->shape[1]);
+            vamp_input_error(comm, "%s: dataset /%s has shape %s, the model needs %s", path, name,
+                             shape_text(got, sizeof got, dims, nd), shape_text(need, sizeof need, want, t->ndim));
         if (rc != 0) vamp_input_error(comm, "%s: dataset /%s cannot be read (truncated or corrupt?)", path, name);
     }
     CHECK_H5(H5Fclose(f));
@@ -289,7 +306,8 @@ static hid_t build_checkpoint(const vamp_layout *l, float *const bufs[NGROUPS], 
             const vamp_tensor *t = &l->t[i];
             char name[VAMP_NAME_LEN + 16];
             snprintf(name, sizeof name, "%s/%s", GROUP_NAMES[g], t->name);
-            hsize_t dims[2] = {t->shape[0], t->shape[1]};
+            hsize_t dims[VAMP_MAX_DIMS];
+            tensor_dims(t, dims);
             ok = h5_dataset_f32(f, name, t->ndim, dims, bufs[g] + t->offset) == 0;
         }
     }
@@ -613,13 +631,15 @@ static int read_group(hid_t f, const char *path, const vamp_layout *l, ckpt_grou
         const vamp_tensor *T = &l->t[i];
         char dn[VAMP_NAME_LEN + 16];
         snprintf(dn, sizeof dn, "%s/%s", GROUP_NAMES[g], T->name);
-        hsize_t want[2] = {T->shape[0], T->shape[1]}, dims[2];
+        hsize_t want[VAMP_MAX_DIMS], dims[H5IO_MAX_DIMS];
+        tensor_dims(T, want);
         int nd;
         int rc = h5_dataset_read_f32(f, dn, T->ndim, want, buf + T->offset, &nd, dims);
         if (rc == H5IO_MISSING) snprintf(err, errlen, "%s: dataset /%s is missing", path, dn);
+        char need[96];
         if (rc == H5IO_SHAPE)
-            snprintf(err, errlen, "%s: dataset /%s has another shape than the model's %zux%zu", path, dn, T->shape[0],
-                     T->shape[1]);
+            snprintf(err, errlen, "%s: dataset /%s has another shape than the model's %s", path, dn,
+                     shape_text(need, sizeof need, want, T->ndim));
         if (rc == H5IO_UNREADABLE)
             snprintf(err, errlen, "%s: dataset /%s cannot be read (truncated or corrupt?)", path, dn);
         if (rc != 0) return VAMP_CKPT_DAMAGED;

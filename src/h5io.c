@@ -275,11 +275,10 @@ static int link_exists(hid_t loc, const char *name)
     return H5Lexists(loc, name, H5P_DEFAULT) > 0;
 }
 
-int h5_dataset_read_f32(hid_t loc, const char *name, int ndim, const hsize_t want[2], float *out, int *found_ndim,
-                        hsize_t found[2])
+int h5_dataset_read_f32(hid_t loc, const char *name, int ndim, const hsize_t *want, float *out, int *found_ndim,
+                        hsize_t *found)
 {
-    found[0] = 0;
-    found[1] = 1;
+    for (int i = 0; i < H5IO_MAX_DIMS; i++) found[i] = i ? 1 : 0;
     *found_ndim = -1;
     if (!link_exists(loc, name)) return H5IO_MISSING;
     hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
@@ -287,8 +286,9 @@ int h5_dataset_read_f32(hid_t loc, const char *name, int ndim, const hsize_t wan
     int nd = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
     *found_ndim = nd;
     int rc = nd < 0 ? H5IO_UNREADABLE : 0;
-    if (rc == 0 && (nd < 1 || nd > 2 || H5Sget_simple_extent_dims(space, found, NULL) < 0)) rc = H5IO_SHAPE;
-    if (rc == 0 && (nd != ndim || found[0] != want[0] || (nd == 2 && found[1] != want[1]))) rc = H5IO_SHAPE;
+    if (rc == 0 && (nd < 1 || nd > H5IO_MAX_DIMS || H5Sget_simple_extent_dims(space, found, NULL) < 0)) rc = H5IO_SHAPE;
+    for (int i = 0; rc == 0 && i < nd; i++)
+        if (nd != ndim || found[i] != want[i]) rc = H5IO_SHAPE;
     if (rc == 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) rc = H5IO_UNREADABLE;
     if (space >= 0 && H5Sclose(space) < 0 && rc == 0) rc = H5IO_UNREADABLE;
     if (ds >= 0 && H5Dclose(ds) < 0 && rc == 0) rc = H5IO_UNREADABLE;

@@ -1,8 +1,12 @@
-/* The paper's VAE / HVAE: parameter table with torch state_dict names, keyed initialisation, and the forward /
- * backward pass of the ELBO for one chunk of rows. The backward pass reads as the forward pass in reverse.
+/* The paper's VAE / HVAE / convHVAE: parameter table with torch state_dict names, keyed initialisation, and the
+ * forward / backward pass of the ELBO for one chunk of rows. The backward pass reads as the forward pass in
+ * reverse. The convHVAE is the HVAE with convolutional blocks swapped in (its encoders of x, p(x|z1,z2) after the
+ * joint layer); everything else (p(z1|z2), the heads, the KL, the likelihood, the priors) is shared.
  * It does not loop over batches, talk to other ranks or update parameters. */
 #include "vamp/model.h"
 #include "vamp/alloc.h"
+#include "vamp/check.h"
+#include "vamp/conv.h"
 #include "vamp/nn.h"
 #include "vamp/prior.h"
 #include "vamp/rng.h"
@@ -22,15 +26,26 @@
 
 /* ---- layout ------------------------------------------------------------------------------------------- */
 
+/* buf = name + suffix: a torch state_dict key. Names are the program's own, so a key longer than the layout
+ * holds is a programming error, not input. */
+static void key_join(char buf[VAMP_NAME_LEN], const char *name, const char *suffix)
+{
+    int n = snprintf(buf, VAMP_NAME_LEN, "%s%s", name, suffix);
+    if (n < 0 || n >= VAMP_NAME_LEN) {
+        fprintf(stderr, "internal error: tensor name %s%s longer than %d characters\n", name, suffix, VAMP_NAME_LEN - 1);
+        abort();
+    }
+}
+
 static vamp_linear add_linear(vamp_layout *l, const char *name, int in, int out, int bias)
 {
     char buf[VAMP_NAME_LEN];
     vamp_linear lin;
-    snprintf(buf, sizeof buf, "%s.weight", name);
+    key_join(buf, name, ".weight");
     lin.W = layout_add(l, buf, (size_t)out, (size_t)in);
     lin.b = -1;
     if (bias) {
-        snprintf(buf, sizeof buf, "%s.bias", name);
+        key_join(buf, name, ".bias");
         lin.b = layout_add(l, buf, (size_t)out, 0);
     }
     return lin;
@@ -40,33 +55,59 @@ static vamp_gated add_gated(vamp_layout *l, const char *name, int in, int out)
 {
     char buf[VAMP_NAME_LEN];
     vamp_gated g;
-    snprintf(buf, sizeof buf, "%s.h", name);
+    key_join(buf, name, ".h");
     g.h = add_linear(l, buf, in, out, 1);
-    snprintf(buf, sizeof buf, "%s.g", name);
+    key_join(buf, name, ".g");
     g.g = add_linear(l, buf, in, out, 1);
     return g;
 }
 
-void model_init(vamp_model *m, const vamp_config *c, size_t D)
+/* A GatedConv2d: conv_h and conv_g, weights (cout,cin,k,k) and biases (cout), as torch names them. */
+static vamp_linear add_conv(vamp_layout *l, const char *name, vamp_conv geo)
 {
-    memset(m, 0, sizeof *m);
-    m->cfg = *c;
-    m->D = D;
-    m->H = c->hidden;
-    m->hvae = c->model_type == MODEL_HVAE;
-    m->logistic = c->likelihood == LIK_LOGISTIC256;
-    m->prior = c->prior;
-    m->Ztop = m->hvae ? c->z2 : c->z1;
-    m->Z1 = m->hvae ? c->z1 : 0;
-    m->K = c->prior == PRIOR_STANDARD ? 0 : c->components;
-    m->pseudo = m->mog_means = m->mog_logvars = -1;
+    char buf[VAMP_NAME_LEN];
+    const size_t shape[4] = {(size_t)geo.cout, (size_t)geo.cin, (size_t)geo.k, (size_t)geo.k};
+    vamp_linear c;
+    key_join(buf, name, ".weight");
+    c.W = layout_add_dims(l, buf, 4, shape);
+    key_join(buf, name, ".bias");
+    c.b = layout_add(l, buf, (size_t)geo.cout, 0);
+    return c;
+}
 
+/* A stack of GatedConv2d on images (cin, h, w); spec rows are (cout, k, stride), padding k / 2 as the reference. */
+static void add_stack(vamp_layout *l, vamp_conv_stack *s, const char *name, int cin, int h, int w,
+                      const int (*spec)[3], int n)
+{
+    char buf[VAMP_NAME_LEN];
+    s->n = n;
+    for (int i = 0; i < n; i++) {
+        vamp_gconv *L = &s->l[i];
+        L->geo = conv_geom(cin, h, w, spec[i][0], spec[i][1], spec[i][2], spec[i][1] / 2);
+        snprintf(buf, sizeof buf, "%s.%d.h", name, i);
+        L->h = add_conv(l, buf, L->geo);
+        snprintf(buf, sizeof buf, "%s.%d.g", name, i);
+        L->g = add_conv(l, buf, L->geo);
+        cin = L->geo.cout;
+        h = L->geo.oh;
+        w = L->geo.ow;
+    }
+}
+
+/* Floats per image of layer i's output. */
+static size_t layer_out(const vamp_conv_stack *s, int i)
+{
+    const vamp_conv *g = &s->l[i].geo;
+    return (size_t)g->cout * (size_t)g->oh * (size_t)g->ow;
+}
+
+/* The MLP VAE / HVAE, in the reference's module order. */
+static void layout_mlp(vamp_model *m)
+{
     vamp_layout *l = &m->layout;
-    layout_init(l);
-    const int d = (int)D, H = m->H, Zt = m->Ztop, Z1 = m->Z1;
+    const int d = (int)m->D, H = m->H, Zt = m->Ztop, Z1 = m->Z1;
     const char *q = m->hvae ? "q_z2" : "q_z";
     char name[VAMP_NAME_LEN];
-    /* encoder of the top latent, in the reference's module order */
     snprintf(name, sizeof name, "%s_layers.0", q);
     m->enc.l1 = add_gated(l, name, d, H);
     snprintf(name, sizeof name, "%s_layers.1", q);
@@ -93,13 +134,67 @@ void model_init(vamp_model *m, const vamp_config *c, size_t D)
         m->px_l2 = add_gated(l, "p_x_layers.1", H, H);
     }
     m->px_mean = add_linear(l, "p_x_mean.linear", H, d, 1);
-    m->px_logvar.W = m->px_logvar.b = -1;
     if (m->logistic) m->px_logvar = add_linear(l, "p_x_logvar.linear", H, d, 1);
+}
+
+/* The convHVAE (models/convHVAE_2level.py), in its module order; its Gaussian heads are NonLinear (".linear"). */
+static void layout_convhvae(vamp_model *m)
+{
+    static const int ENC[5][3] = {{32, 7, 1}, {32, 3, 2}, {64, 5, 1}, {64, 3, 2}, {6, 3, 1}};
+    static const int Q1X[5][3] = {{32, 3, 1}, {32, 3, 2}, {64, 3, 1}, {64, 3, 2}, {6, 3, 1}};
+    static const int DEC[4][3] = {{64, 3, 1}, {64, 3, 1}, {64, 3, 1}, {64, 3, 1}};
+    vamp_layout *l = &m->layout;
+    const int d = (int)m->D, H = m->H, Zt = m->Ztop, Z1 = m->Z1, h = m->height, w = m->width;
+    add_stack(l, &m->enc_conv, "q_z2_layers", 1, h, w, ENC, 5);
+    m->F = (int)layer_out(&m->enc_conv, 4);
+    const int F = m->F;
+    m->enc.mean = add_linear(l, "q_z2_mean.linear", F, Zt, 1);
+    m->enc.logvar = add_linear(l, "q_z2_logvar.linear", F, Zt, 1);
+    add_stack(l, &m->q1_conv, "q_z1_layers_x", 1, h, w, Q1X, 5);
+    m->q1_z2 = add_gated(l, "q_z1_layers_z2.0", Zt, F);
+    m->q1_joint = add_gated(l, "q_z1_layers_joint.0", 2 * F, H);
+    m->q1_mean = add_linear(l, "q_z1_mean.linear", H, Z1, 1);
+    m->q1_logvar = add_linear(l, "q_z1_logvar.linear", H, Z1, 1);
+    m->pz1_l1 = add_gated(l, "p_z1_layers.0", Zt, H);
+    m->pz1_l2 = add_gated(l, "p_z1_layers.1", H, H);
+    m->pz1_mean = add_linear(l, "p_z1_mean.linear", H, Z1, 1);
+    m->pz1_logvar = add_linear(l, "p_z1_logvar.linear", H, Z1, 1);
+    m->px_z1 = add_gated(l, "p_x_layers_z1.0", Z1, H);
+    m->px_z2 = add_gated(l, "p_x_layers_z2.0", Zt, H);
+    m->px_pre = add_gated(l, "p_x_layers_joint_pre.0", 2 * H, d);
+    add_stack(l, &m->px_conv, "p_x_layers_joint", 1, h, w, DEC, 4);
+    m->px_head = conv_geom(64, h, w, 1, 1, 1, 0);
+    m->px_mean = add_conv(l, "p_x_mean.conv", m->px_head);
+    if (m->logistic) m->px_logvar = add_conv(l, "p_x_logvar.conv", m->px_head);
+}
+
+void model_init(vamp_model *m, const vamp_config *c, int height, int width)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    m->height = height;
+    m->width = width;
+    m->D = (size_t)height * (size_t)width;
+    m->H = c->hidden;
+    m->conv = c->model_type == MODEL_CONVHVAE;
+    m->hvae = c->model_type != MODEL_VAE;
+    m->logistic = c->likelihood == LIK_LOGISTIC256;
+    m->prior = c->prior;
+    m->Ztop = m->hvae ? c->z2 : c->z1;
+    m->Z1 = m->hvae ? c->z1 : 0;
+    m->K = c->prior == PRIOR_STANDARD ? 0 : c->components;
+    m->pseudo = m->mog_means = m->mog_logvars = -1;
+    m->px_logvar.W = m->px_logvar.b = -1;
+
+    vamp_layout *l = &m->layout;
+    layout_init(l);
+    if (m->conv) layout_convhvae(m);
+    else layout_mlp(m);
     if (config_prior_is_vamp(m->prior))
-        m->pseudo = layout_add(l, "means.linear.weight", D, (size_t)m->K); /* (D,K), before the hardtanh */
+        m->pseudo = layout_add(l, "means.linear.weight", m->D, (size_t)m->K); /* (D,K), before the hardtanh */
     if (m->prior == PRIOR_MOG) {
-        m->mog_means = layout_add(l, "mog.means", (size_t)m->K, (size_t)Zt);
-        m->mog_logvars = layout_add(l, "mog.logvars", (size_t)m->K, (size_t)Zt);
+        m->mog_means = layout_add(l, "mog.means", (size_t)m->K, (size_t)m->Ztop);
+        m->mog_logvars = layout_add(l, "mog.logvars", (size_t)m->K, (size_t)m->Ztop);
     }
 }
 
@@ -120,9 +215,10 @@ void model_init_params(const vamp_model *m, float *params, uint64_t seed)
             rng_normal_fill(p, T->size, seed, RNG_INIT, 0, (uint64_t)t, 0);
             float s = sqrtf(2.0f / (float)T->shape[1]);
             for (size_t i = 0; i < T->size; i++) p[i] *= s;
-        } else { /* bias right after its weight: torch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+        } else { /* a Conv2d weight (torch's default), or a bias right after its weight (torch's default):
+                  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
             rng_uniform_fill(p, T->size, seed, RNG_INIT, 0, (uint64_t)t, 0);
-            float bound = 1.0f / sqrtf((float)l->t[t - 1].shape[1]);
+            float bound = 1.0f / sqrtf((float)layout_fan_in(T->ndim == 4 ? T : &l->t[t - 1]));
             for (size_t i = 0; i < T->size; i++) p[i] = bound * (2.0f * p[i] - 1.0f);
         }
     }
@@ -139,15 +235,57 @@ static float *carve(carver *c, size_t n)
     return p;
 }
 
+static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Widths of the hvae's layers that the convhvae widens (H for the MLP HVAE): the branches of q(z1|x,z2) (F) and
+ * the output of p(x|.)'s joint layer (D, the decoder stack's input image). */
+static int q1_width(const vamp_model *m) { return m->conv ? m->F : m->H; }
+static size_t pxj_width(const vamp_model *m) { return m->conv ? m->D : (size_t)m->H; }
+
+/* A stack's activations for R images. */
+static void carve_stack(carver *c, vamp_stack_acts *s, const vamp_conv_stack *S, int R)
+{
+    for (int i = 0; i < S->n; i++) {
+        size_t n = (size_t)R * layer_out(S, i);
+        s->h[i] = carve(c, n); s->g[i] = carve(c, n); s->o[i] = carve(c, n);
+    }
+}
+
+/* Per image: the widest layer output of a stack; its largest kernel scratch (independent of the images). */
+static size_t stack_widest(const vamp_conv_stack *S)
+{
+    size_t w = 0;
+    for (int i = 0; i < S->n; i++) w = maxz(w, layer_out(S, i));
+    return w;
+}
+static size_t stack_scratch(const vamp_conv_stack *S)
+{
+    size_t w = 0;
+    for (int i = 0; i < S->n; i++) w = maxz(w, gated_conv2d_scratch_floats(&S->l[i].geo));
+    return w;
+}
+
 static void carve_enc(carver *c, vamp_enc_acts *a, const vamp_model *m, int R, int with_pseudo)
 {
     size_t RH = (size_t)R * m->H, RZ = (size_t)R * m->Ztop;
+    memset(a, 0, sizeof *a);
     a->rows = R;
-    a->h1 = carve(c, RH); a->g1 = carve(c, RH); a->o1 = carve(c, RH);
-    a->h2 = carve(c, RH); a->g2 = carve(c, RH); a->o2 = carve(c, RH);
+    if (m->conv) {
+        carve_stack(c, &a->cs, &m->enc_conv, R);
+    } else {
+        a->h1 = carve(c, RH); a->g1 = carve(c, RH); a->o1 = carve(c, RH);
+        a->h2 = carve(c, RH); a->g2 = carve(c, RH); a->o2 = carve(c, RH);
+    }
     a->mean = carve(c, RZ); a->lv_pre = carve(c, RZ); a->logvar = carve(c, RZ);
     a->u = with_pseudo ? carve(c, (size_t)R * m->D) : NULL;
     a->du = with_pseudo ? carve(c, (size_t)R * m->D) : NULL;
+    if (m->conv) {
+        a->d_lv = carve(c, RZ);
+        a->cd[0] = carve(c, (size_t)R * stack_widest(&m->enc_conv));
+        a->cd[1] = carve(c, (size_t)R * stack_widest(&m->enc_conv));
+        a->cscratch = carve(c, stack_scratch(&m->enc_conv));
+        return;
+    }
     a->d_o1 = carve(c, RH); a->d_o2 = carve(c, RH); a->d_lv = carve(c, RZ);
     a->gscratch = carve(c, 2 * RH);
 }
@@ -176,29 +314,52 @@ void enc_acts_free(vamp_enc_acts *a)
     memset(a, 0, sizeof *a);
 }
 
+/* hvae: q(z1|x,z2) and p(z1|z2), and the convhvae's conv stacks of q(z1|x,.) and p(x|.) with their scratch. */
+static void carve_hvae(carver *c, vamp_acts *a, const vamp_model *m, int R)
+{
+    size_t RH = (size_t)R * m->H, RZ1 = (size_t)R * m->Z1, RW = (size_t)R * q1_width(m);
+    if (m->conv) {
+        carve_stack(c, &a->q1c, &m->q1_conv, R);
+        a->q1x_o = a->q1c.o[m->q1_conv.n - 1];
+    } else {
+        a->q1x_h = carve(c, RH); a->q1x_g = carve(c, RH); a->q1x_o = carve(c, RH);
+    }
+    a->q1z_h = carve(c, RW); a->q1z_g = carve(c, RW); a->q1z_o = carve(c, RW);
+    a->q1_cat = carve(c, 2 * RW);
+    a->q1j_h = carve(c, RH); a->q1j_g = carve(c, RH); a->q1j_o = carve(c, RH);
+    a->q1_mean = carve(c, RZ1); a->q1_lv_pre = carve(c, RZ1); a->q1_logvar = carve(c, RZ1);
+    a->z1 = carve(c, RZ1); a->eps1 = carve(c, RZ1);
+    a->pz1_h1 = carve(c, RH); a->pz1_g1 = carve(c, RH); a->pz1_o1 = carve(c, RH);
+    a->pz1_h2 = carve(c, RH); a->pz1_g2 = carve(c, RH); a->pz1_o2 = carve(c, RH);
+    a->pz1_mean = carve(c, RZ1); a->pz1_lv_pre = carve(c, RZ1); a->pz1_logvar = carve(c, RZ1);
+    a->px_cat = carve(c, 2 * RH);
+    size_t RJ = (size_t)R * pxj_width(m);
+    a->pxj_h = carve(c, RJ); a->pxj_g = carve(c, RJ); a->pxj_o = carve(c, RJ);
+    a->d_z1 = carve(c, RZ1);
+    a->d_q1_mean = carve(c, RZ1); a->d_q1_lv_pre = carve(c, RZ1); a->d_q1_logvar = carve(c, RZ1);
+    a->d_pz1_mean = carve(c, RZ1); a->d_pz1_lv_pre = carve(c, RZ1); a->d_pz1_logvar = carve(c, RZ1);
+    a->log_q1 = carve(c, (size_t)R); a->log_p1 = carve(c, (size_t)R);
+    if (m->conv) {
+        carve_stack(c, &a->pxc, &m->px_conv, R);
+        a->d_pxj = carve(c, RJ);
+        size_t widest = maxz(stack_widest(&m->q1_conv), stack_widest(&m->px_conv));
+        a->cd[0] = carve(c, (size_t)R * widest);
+        a->cd[1] = carve(c, (size_t)R * widest);
+        size_t scratch = maxz(maxz(stack_scratch(&m->q1_conv), stack_scratch(&m->px_conv)),
+                              conv2d_scratch_floats(&m->px_head));
+        a->cscratch = carve(c, scratch);
+    }
+}
+
 static void carve_acts(carver *c, vamp_acts *a, const vamp_model *m, int R)
 {
-    size_t RH = (size_t)R * m->H, RZ = (size_t)R * m->Ztop, RZ1 = (size_t)R * m->Z1, RD = (size_t)R * m->D;
+    size_t RH = (size_t)R * m->H, RZ = (size_t)R * m->Ztop, RD = (size_t)R * m->D;
+    size_t RB = (size_t)R * maxz((size_t)m->H, (size_t)q1_width(m)); /* branches of a joint layer */
+    size_t RG = maxz(RB, (size_t)R * pxj_width(m));                  /* outputs of a gated dense layer */
     a->rows = R;
     carve_enc(c, &a->enc, m, R, 0);
     a->z_top = carve(c, RZ); a->eps_top = carve(c, RZ);
-    if (m->hvae) {
-        a->q1x_h = carve(c, RH); a->q1x_g = carve(c, RH); a->q1x_o = carve(c, RH);
-        a->q1z_h = carve(c, RH); a->q1z_g = carve(c, RH); a->q1z_o = carve(c, RH);
-        a->q1_cat = carve(c, 2 * RH);
-        a->q1j_h = carve(c, RH); a->q1j_g = carve(c, RH); a->q1j_o = carve(c, RH);
-        a->q1_mean = carve(c, RZ1); a->q1_lv_pre = carve(c, RZ1); a->q1_logvar = carve(c, RZ1);
-        a->z1 = carve(c, RZ1); a->eps1 = carve(c, RZ1);
-        a->pz1_h1 = carve(c, RH); a->pz1_g1 = carve(c, RH); a->pz1_o1 = carve(c, RH);
-        a->pz1_h2 = carve(c, RH); a->pz1_g2 = carve(c, RH); a->pz1_o2 = carve(c, RH);
-        a->pz1_mean = carve(c, RZ1); a->pz1_lv_pre = carve(c, RZ1); a->pz1_logvar = carve(c, RZ1);
-        a->px_cat = carve(c, 2 * RH);
-        a->pxj_h = carve(c, RH); a->pxj_g = carve(c, RH); a->pxj_o = carve(c, RH);
-        a->d_z1 = carve(c, RZ1);
-        a->d_q1_mean = carve(c, RZ1); a->d_q1_lv_pre = carve(c, RZ1); a->d_q1_logvar = carve(c, RZ1);
-        a->d_pz1_mean = carve(c, RZ1); a->d_pz1_lv_pre = carve(c, RZ1); a->d_pz1_logvar = carve(c, RZ1);
-        a->log_q1 = carve(c, (size_t)R); a->log_p1 = carve(c, (size_t)R);
-    }
+    if (m->hvae) carve_hvae(c, a, m, R);
     a->px_h1 = carve(c, RH); a->px_g1 = carve(c, RH); a->px_o1 = carve(c, RH);
     a->px_h2 = carve(c, RH); a->px_g2 = carve(c, RH); a->px_o2 = carve(c, RH);
     a->x_pre = carve(c, RD); a->x_mean = carve(c, RD);
@@ -210,8 +371,8 @@ static void carve_acts(carver *c, vamp_acts *a, const vamp_model *m, int R)
     a->d_x_pre = carve(c, RD);
     if (m->logistic) a->d_xlv_pre = carve(c, RD);
     a->d_head_in = carve(c, RH); a->d_layer1 = carve(c, RH);
-    if (m->hvae) { a->d_branch1 = carve(c, RH); a->d_branch2 = carve(c, RH); a->d_cat = carve(c, 2 * RH); }
-    a->gscratch = carve(c, 2 * RH);
+    if (m->hvae) { a->d_branch1 = carve(c, RB); a->d_branch2 = carve(c, RB); a->d_cat = carve(c, 2 * RB); }
+    a->gscratch = carve(c, 2 * RG);
     a->d_z_top = carve(c, RZ); a->d_top_mean = carve(c, RZ); a->d_top_logvar = carve(c, RZ);
 }
 
@@ -254,20 +415,32 @@ static inline float *grad_of(const vamp_model *m, float *grads, int t)
 
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
+/* A GatedDense layer of `out` units (the _n forms); most have H. */
+static void gated_layer_forward_n(const vamp_model *m, const float *P, const vamp_gated *L, float *o, float *h,
+                                  float *g, const float *x, int R, int in, int out)
+{
+    gated_forward(o, h, g, x, tensor_of(m, P, L->h.W), tensor_of(m, P, L->h.b), tensor_of(m, P, L->g.W),
+                  tensor_of(m, P, L->g.b), R, in, out);
+}
 static void gated_layer_forward(const vamp_model *m, const float *P, const vamp_gated *L, float *o, float *h,
                                 float *g, const float *x, int R, int in)
 {
-    gated_forward(o, h, g, x, tensor_of(m, P, L->h.W), tensor_of(m, P, L->h.b), tensor_of(m, P, L->g.W),
-                  tensor_of(m, P, L->g.b), R, in, m->H);
+    gated_layer_forward_n(m, P, L, o, h, g, x, R, in, m->H);
 }
 
+static void gated_layer_backward_n(const vamp_model *m, const float *P, float *G, const vamp_gated *L, float *dx,
+                                   const float *dy, const float *x, const float *h, const float *g, int R, int in,
+                                   int out, float *scratch)
+{
+    gated_backward(dx, grad_of(m, G, L->h.W), grad_of(m, G, L->h.b), grad_of(m, G, L->g.W),
+                   grad_of(m, G, L->g.b), dy, x, h, g, tensor_of(m, P, L->h.W), tensor_of(m, P, L->g.W), R, in,
+                   out, scratch);
+}
 static void gated_layer_backward(const vamp_model *m, const float *P, float *G, const vamp_gated *L, float *dx,
                                  const float *dy, const float *x, const float *h, const float *g, int R, int in,
                                  float *scratch)
 {
-    gated_backward(dx, grad_of(m, G, L->h.W), grad_of(m, G, L->h.b), grad_of(m, G, L->g.W),
-                   grad_of(m, G, L->g.b), dy, x, h, g, tensor_of(m, P, L->h.W), tensor_of(m, P, L->g.W), R, in,
-                   m->H, scratch);
+    gated_layer_backward_n(m, P, G, L, dx, dy, x, h, g, R, in, m->H, scratch);
 }
 
 static void linear_layer_forward(const vamp_model *m, const float *P, const vamp_linear *L, float *y,
@@ -282,25 +455,25 @@ static void linear_layer_backward(const vamp_model *m, const float *P, float *G,
     linear_backward(dx, grad_of(m, G, L->W), grad_of(m, G, L->b), dy, x, tensor_of(m, P, L->W), R, in, out);
 }
 
-/* Gaussian heads on a hidden layer: mean and hardtanh(-6,2) log-variance. */
+/* Gaussian heads on a hidden layer hin (R,in): mean and hardtanh(-6,2) log-variance. */
 static void heads_forward(const vamp_model *m, const float *P, const vamp_linear *Lm, const vamp_linear *Llv,
-                          float *mean, float *lv_pre, float *logvar, const float *hin, int R, int Z)
+                          float *mean, float *lv_pre, float *logvar, const float *hin, int R, int in, int Z)
 {
-    linear_layer_forward(m, P, Lm, mean, hin, R, m->H, Z);
-    linear_layer_forward(m, P, Llv, lv_pre, hin, R, m->H, Z);
+    linear_layer_forward(m, P, Lm, mean, hin, R, in, Z);
+    linear_layer_forward(m, P, Llv, lv_pre, hin, R, in, Z);
     hardtanh_forward(logvar, lv_pre, (size_t)R * Z, LOGVAR_LO, LOGVAR_HI);
 }
 
-/* d_hin is zeroed here; d_lvpre is scratch (R,Z). */
+/* d_hin (R,in) is zeroed here; d_lvpre is scratch (R,Z). */
 static void heads_backward(const vamp_model *m, const float *P, float *G, const vamp_linear *Lm,
                            const vamp_linear *Llv, float *d_hin, float *d_lvpre, const float *dmean,
-                           const float *dlogvar, const float *lv_pre, const float *hin, int R, int Z)
+                           const float *dlogvar, const float *lv_pre, const float *hin, int R, int in, int Z)
 {
     zero(d_lvpre, (size_t)R * Z);
     hardtanh_backward(d_lvpre, dlogvar, lv_pre, (size_t)R * Z, LOGVAR_LO, LOGVAR_HI);
-    zero(d_hin, (size_t)R * m->H);
-    linear_layer_backward(m, P, G, Lm, d_hin, dmean, hin, R, m->H, Z);
-    linear_layer_backward(m, P, G, Llv, d_hin, d_lvpre, hin, R, m->H, Z);
+    zero(d_hin, (size_t)R * in);
+    linear_layer_backward(m, P, G, Lm, d_hin, dmean, hin, R, in, Z);
+    linear_layer_backward(m, P, G, Llv, d_hin, d_lvpre, hin, R, in, Z);
 }
 
 /* The input of a joint layer: cat (R,2H) = [first | second] row by row, and the split of its gradient. */
@@ -319,15 +492,57 @@ static void split_rows(float *first, float *second, const float *cat, int R, int
     }
 }
 
+/* ---- convhvae: stacks of GatedConv2d, conv.h's kernels with their weights looked up in the layout ----------- */
+
+/* The stack S on images x (R, cin, h, w) of its first layer; kernel scratch: stack_scratch(S) floats. */
+static void stack_forward(const vamp_model *m, const float *P, const vamp_conv_stack *S, vamp_stack_acts *s,
+                          const float *x, int R, float *scratch)
+{
+    for (int i = 0; i < S->n; i++) {
+        const vamp_gconv *L = &S->l[i];
+        gated_conv2d_forward(s->o[i], s->h[i], s->g[i], i ? s->o[i - 1] : x, tensor_of(m, P, L->h.W),
+                             tensor_of(m, P, L->h.b), tensor_of(m, P, L->g.W), tensor_of(m, P, L->g.b), &L->geo, R,
+                             scratch);
+    }
+}
+
+/* dy (the gradient of the stack's output) -> grads; dx (R, cin, h, w) += d x (NULL: none needed). The gradients
+ * between layers go to pp[0] / pp[1] (each R x stack_widest), never to the one being read (dy may be one). */
+static void stack_backward(const vamp_model *m, const float *P, float *G, const vamp_conv_stack *S,
+                           const vamp_stack_acts *s, float *dx, const float *dy, const float *x, int R,
+                           float *const pp[2], float *scratch)
+{
+    const float *d = dy;
+    for (int i = S->n - 1; i >= 0; i--) {
+        const vamp_gconv *L = &S->l[i];
+        float *din = dx;
+        if (i > 0) {
+            din = d == pp[0] ? pp[1] : pp[0];
+            zero(din, (size_t)R * layer_out(S, i - 1));
+        }
+        gated_conv2d_backward(din, grad_of(m, G, L->h.W), grad_of(m, G, L->h.b), grad_of(m, G, L->g.W),
+                              grad_of(m, G, L->g.b), d, i ? s->o[i - 1] : x, s->h[i], s->g[i],
+                              tensor_of(m, P, L->h.W), tensor_of(m, P, L->g.W), &L->geo, R, scratch);
+        d = din;
+    }
+}
+
 /* ---- the top encoder q(z_top | x) and the pseudo-inputs ---------------------------------------------------- */
 
-/* The top encoder on x (R,D). */
+/* The top encoder on x (R,D): two GatedDense layers, or (convhvae) its conv stack flattened to F features; then
+ * the Gaussian heads. */
 static void top_encoder_forward(const vamp_model *m, vamp_enc_acts *e, const float *P, const float *x, int R)
 {
     const vamp_top_encoder *E = &m->enc;
+    if (m->conv) {
+        const float *flat = e->cs.o[m->enc_conv.n - 1]; /* (R,F): NCHW flattened as torch's flatten(1) */
+        stack_forward(m, P, &m->enc_conv, &e->cs, x, R, e->cscratch);
+        heads_forward(m, P, &E->mean, &E->logvar, e->mean, e->lv_pre, e->logvar, flat, R, m->F, m->Ztop);
+        return;
+    }
     gated_layer_forward(m, P, &E->l1, e->o1, e->h1, e->g1, x, R, (int)m->D);
     gated_layer_forward(m, P, &E->l2, e->o2, e->h2, e->g2, e->o1, R, m->H);
-    heads_forward(m, P, &E->mean, &E->logvar, e->mean, e->lv_pre, e->logvar, e->o2, R, m->Ztop);
+    heads_forward(m, P, &E->mean, &E->logvar, e->mean, e->lv_pre, e->logvar, e->o2, R, m->H, m->Ztop);
 }
 
 /* dmean, dlogvar (R,Ztop) -> grads; dx (R,D) += d x (NULL: the input needs no gradient). */
@@ -335,7 +550,15 @@ static void top_encoder_backward(const vamp_model *m, vamp_enc_acts *e, const fl
                                  const float *dmean, const float *dlogvar, float *dx, int R)
 {
     const vamp_top_encoder *E = &m->enc;
-    heads_backward(m, P, G, &E->mean, &E->logvar, e->d_o2, e->d_lv, dmean, dlogvar, e->lv_pre, e->o2, R, m->Ztop);
+    if (m->conv) {
+        const float *flat = e->cs.o[m->enc_conv.n - 1];
+        heads_backward(m, P, G, &E->mean, &E->logvar, e->cd[0], e->d_lv, dmean, dlogvar, e->lv_pre, flat, R, m->F,
+                       m->Ztop);
+        stack_backward(m, P, G, &m->enc_conv, &e->cs, dx, e->cd[0], x, R, e->cd, e->cscratch);
+        return;
+    }
+    heads_backward(m, P, G, &E->mean, &E->logvar, e->d_o2, e->d_lv, dmean, dlogvar, e->lv_pre, e->o2, R, m->H,
+                   m->Ztop);
     zero(e->d_o1, (size_t)R * m->H);
     gated_layer_backward(m, P, G, &E->l2, e->d_o1, e->d_o2, e->o1, e->h2, e->g2, R, m->H, e->gscratch);
     gated_layer_backward(m, P, G, &E->l1, dx, e->d_o1, x, e->h1, e->g1, R, (int)m->D, e->gscratch);
@@ -379,11 +602,11 @@ void model_pseudo_backward(const vamp_model *m, vamp_enc_acts *a, const float *p
  * sigma * eps1 (a->eps1). */
 static void q1_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
 {
-    const int H = m->H, Z1 = m->Z1;
-    gated_layer_forward(m, P, &m->q1_z2, a->q1z_o, a->q1z_h, a->q1z_g, a->z_top, R, m->Ztop);
-    concat_rows(a->q1_cat, a->q1x_o, a->q1z_o, R, H);
-    gated_layer_forward(m, P, &m->q1_joint, a->q1j_o, a->q1j_h, a->q1j_g, a->q1_cat, R, 2 * H);
-    heads_forward(m, P, &m->q1_mean, &m->q1_logvar, a->q1_mean, a->q1_lv_pre, a->q1_logvar, a->q1j_o, R, Z1);
+    const int H = m->H, Z1 = m->Z1, W = q1_width(m);
+    gated_layer_forward_n(m, P, &m->q1_z2, a->q1z_o, a->q1z_h, a->q1z_g, a->z_top, R, m->Ztop, W);
+    concat_rows(a->q1_cat, a->q1x_o, a->q1z_o, R, W);
+    gated_layer_forward(m, P, &m->q1_joint, a->q1j_o, a->q1j_h, a->q1j_g, a->q1_cat, R, 2 * W);
+    heads_forward(m, P, &m->q1_mean, &m->q1_logvar, a->q1_mean, a->q1_lv_pre, a->q1_logvar, a->q1j_o, R, H, Z1);
     reparam_forward(a->z1, a->q1_mean, a->q1_logvar, a->eps1, (size_t)R * Z1);
 }
 
@@ -391,16 +614,16 @@ static void q1_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
  * encode_backward; d_z_top += the z2-branch's input gradient. */
 static void q1_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
 {
-    const int H = m->H, Z1 = m->Z1;
+    const int H = m->H, Z1 = m->Z1, W = q1_width(m);
     reparam_backward(a->d_q1_mean, a->d_q1_logvar, a->d_z1, a->q1_logvar, a->eps1, (size_t)R * Z1);
     heads_backward(m, P, G, &m->q1_mean, &m->q1_logvar, a->d_head_in, a->d_q1_lv_pre, a->d_q1_mean,
-                   a->d_q1_logvar, a->q1_lv_pre, a->q1j_o, R, Z1);
-    zero(a->d_cat, (size_t)R * 2 * H);
-    gated_layer_backward(m, P, G, &m->q1_joint, a->d_cat, a->d_head_in, a->q1_cat, a->q1j_h, a->q1j_g, R, 2 * H,
+                   a->d_q1_logvar, a->q1_lv_pre, a->q1j_o, R, H, Z1);
+    zero(a->d_cat, (size_t)R * 2 * W);
+    gated_layer_backward(m, P, G, &m->q1_joint, a->d_cat, a->d_head_in, a->q1_cat, a->q1j_h, a->q1j_g, R, 2 * W,
                          a->gscratch);
-    split_rows(a->d_branch1, a->d_branch2, a->d_cat, R, H);
-    gated_layer_backward(m, P, G, &m->q1_z2, a->d_z_top, a->d_branch2, a->z_top, a->q1z_h, a->q1z_g, R, m->Ztop,
-                         a->gscratch);
+    split_rows(a->d_branch1, a->d_branch2, a->d_cat, R, W);
+    gated_layer_backward_n(m, P, G, &m->q1_z2, a->d_z_top, a->d_branch2, a->z_top, a->q1z_h, a->q1z_g, R, m->Ztop,
+                           W, a->gscratch);
 }
 
 /* hvae p(z1 | z2) on a->z_top: fills pz1_* of R rows. */
@@ -409,7 +632,7 @@ static void pz1_forward(const vamp_model *m, vamp_acts *a, const float *P, int R
     gated_layer_forward(m, P, &m->pz1_l1, a->pz1_o1, a->pz1_h1, a->pz1_g1, a->z_top, R, m->Ztop);
     gated_layer_forward(m, P, &m->pz1_l2, a->pz1_o2, a->pz1_h2, a->pz1_g2, a->pz1_o1, R, m->H);
     heads_forward(m, P, &m->pz1_mean, &m->pz1_logvar, a->pz1_mean, a->pz1_lv_pre, a->pz1_logvar, a->pz1_o2, R,
-                  m->Z1);
+                  m->H, m->Z1);
 }
 
 /* d_pz1_mean, d_pz1_logvar -> grads of p(z1|z2); d_z_top += its input gradient. */
@@ -417,7 +640,7 @@ static void pz1_backward(const vamp_model *m, vamp_acts *a, const float *P, floa
 {
     const int H = m->H;
     heads_backward(m, P, G, &m->pz1_mean, &m->pz1_logvar, a->d_head_in, a->d_pz1_lv_pre, a->d_pz1_mean,
-                   a->d_pz1_logvar, a->pz1_lv_pre, a->pz1_o2, R, m->Z1);
+                   a->d_pz1_logvar, a->pz1_lv_pre, a->pz1_o2, R, H, m->Z1);
     zero(a->d_layer1, (size_t)R * H);
     gated_layer_backward(m, P, G, &m->pz1_l2, a->d_layer1, a->d_head_in, a->pz1_o1, a->pz1_h2, a->pz1_g2, R, H,
                          a->gscratch);
@@ -430,15 +653,69 @@ static void pz1_backward(const vamp_model *m, vamp_acts *a, const float *P, floa
 /* The hidden layer under the p(x|.) heads. */
 static const float *px_hidden(const vamp_model *m, const vamp_acts *a) { return m->hvae ? a->pxj_o : a->px_o2; }
 
+/* hvae: the two branches of p(x|z1,z2), GatedDense on a->z1 and on a->z_top, joined into px_cat (R,2H). */
+static void px_branches_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
+{
+    gated_layer_forward(m, P, &m->px_z1, a->px_o1, a->px_h1, a->px_g1, a->z1, R, m->Z1);
+    gated_layer_forward(m, P, &m->px_z2, a->px_o2, a->px_h2, a->px_g2, a->z_top, R, m->Ztop);
+    concat_rows(a->px_cat, a->px_o1, a->px_o2, R, m->H);
+}
+
+/* d_cat (the gradient of px_cat) -> grads of the branches; d_z1, d_z_top += their input gradients. */
+static void px_branches_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
+{
+    split_rows(a->d_branch1, a->d_branch2, a->d_cat, R, m->H);
+    gated_layer_backward(m, P, G, &m->px_z1, a->d_z1, a->d_branch1, a->z1, a->px_h1, a->px_g1, R, m->Z1,
+                         a->gscratch);
+    gated_layer_backward(m, P, G, &m->px_z2, a->d_z_top, a->d_branch2, a->z_top, a->px_h2, a->px_g2, R, m->Ztop,
+                         a->gscratch);
+}
+
+/* convhvae p(x|z1,z2) above the branches: joint_pre GatedDense(2H, D) viewed as images (R,1,h,w), the decoder
+ * stack, and the 1x1 convolutions to the logits x_pre (and the logistic log-scale pre-activation xlv_pre). */
+static void px_conv_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
+{
+    const float *top = a->pxc.o[m->px_conv.n - 1]; /* (R,64,h,w) */
+    gated_layer_forward_n(m, P, &m->px_pre, a->pxj_o, a->pxj_h, a->pxj_g, a->px_cat, R, 2 * m->H, (int)m->D);
+    stack_forward(m, P, &m->px_conv, &a->pxc, a->pxj_o, R, a->cscratch);
+    conv2d_forward(a->x_pre, top, tensor_of(m, P, m->px_mean.W), tensor_of(m, P, m->px_mean.b), &m->px_head, R,
+                   a->cscratch);
+    if (m->logistic)
+        conv2d_forward(a->xlv_pre, top, tensor_of(m, P, m->px_logvar.W), tensor_of(m, P, m->px_logvar.b),
+                       &m->px_head, R, a->cscratch);
+}
+
+/* d_x_pre (and d_xlv_pre) -> grads of the 1x1 heads, the decoder stack and joint_pre; d_cat = the gradient of
+ * px_cat. */
+static void px_conv_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
+{
+    const int n = m->px_conv.n;
+    const float *top = a->pxc.o[n - 1];
+    float *d_top = a->cd[0];
+    zero(d_top, (size_t)R * layer_out(&m->px_conv, n - 1));
+    conv2d_backward(d_top, grad_of(m, G, m->px_mean.W), grad_of(m, G, m->px_mean.b), a->d_x_pre, top,
+                    tensor_of(m, P, m->px_mean.W), &m->px_head, R, a->cscratch);
+    if (m->logistic)
+        conv2d_backward(d_top, grad_of(m, G, m->px_logvar.W), grad_of(m, G, m->px_logvar.b), a->d_xlv_pre, top,
+                        tensor_of(m, P, m->px_logvar.W), &m->px_head, R, a->cscratch);
+    zero(a->d_pxj, (size_t)R * m->D);
+    stack_backward(m, P, G, &m->px_conv, &a->pxc, a->d_pxj, d_top, a->pxj_o, R, a->cd, a->cscratch);
+    zero(a->d_cat, (size_t)R * 2 * m->H);
+    gated_layer_backward_n(m, P, G, &m->px_pre, a->d_cat, a->d_pxj, a->px_cat, a->pxj_h, a->pxj_g, R, 2 * m->H,
+                           (int)m->D, a->gscratch);
+}
+
 /* p(x | z) (vae, a->z_top) or p(x | z1, z2) (hvae, a->z1 and a->z_top) up to the logits x_pre (and the
  * logistic log-scale pre-activation xlv_pre). */
 static void px_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
 {
     const int H = m->H, Zt = m->Ztop;
+    if (m->hvae) px_branches_forward(m, a, P, R);
+    if (m->conv) {
+        px_conv_forward(m, a, P, R);
+        return;
+    }
     if (m->hvae) {
-        gated_layer_forward(m, P, &m->px_z1, a->px_o1, a->px_h1, a->px_g1, a->z1, R, m->Z1);
-        gated_layer_forward(m, P, &m->px_z2, a->px_o2, a->px_h2, a->px_g2, a->z_top, R, Zt);
-        concat_rows(a->px_cat, a->px_o1, a->px_o2, R, H);
         gated_layer_forward(m, P, &m->px_joint, a->pxj_o, a->pxj_h, a->pxj_g, a->px_cat, R, 2 * H);
     } else {
         gated_layer_forward(m, P, &m->px_l1, a->px_o1, a->px_h1, a->px_g1, a->z_top, R, Zt);
@@ -452,6 +729,11 @@ static void px_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
 static void px_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
 {
     const int H = m->H, Zt = m->Ztop, d = (int)m->D;
+    if (m->conv) {
+        px_conv_backward(m, a, P, G, R);
+        px_branches_backward(m, a, P, G, R);
+        return;
+    }
     zero(a->d_head_in, (size_t)R * H);
     linear_layer_backward(m, P, G, &m->px_mean, a->d_head_in, a->d_x_pre, px_hidden(m, a), R, H, d);
     if (m->logistic)
@@ -460,11 +742,7 @@ static void px_backward(const vamp_model *m, vamp_acts *a, const float *P, float
         zero(a->d_cat, (size_t)R * 2 * H);
         gated_layer_backward(m, P, G, &m->px_joint, a->d_cat, a->d_head_in, a->px_cat, a->pxj_h, a->pxj_g, R,
                              2 * H, a->gscratch);
-        split_rows(a->d_branch1, a->d_branch2, a->d_cat, R, H);
-        gated_layer_backward(m, P, G, &m->px_z1, a->d_z1, a->d_branch1, a->z1, a->px_h1, a->px_g1, R, m->Z1,
-                             a->gscratch);
-        gated_layer_backward(m, P, G, &m->px_z2, a->d_z_top, a->d_branch2, a->z_top, a->px_h2, a->px_g2, R, Zt,
-                             a->gscratch);
+        px_branches_backward(m, a, P, G, R);
     } else {
         zero(a->d_layer1, (size_t)R * H);
         gated_layer_backward(m, P, G, &m->px_l2, a->d_layer1, a->d_head_in, a->px_o1, a->px_h2, a->px_g2, R, H,
@@ -607,13 +885,16 @@ void model_decode(const vamp_model *m, vamp_acts *a, const float *params, const 
 void model_encode(const vamp_model *m, vamp_acts *a, const float *params, const float *x, int R)
 {
     top_encoder_forward(m, &a->enc, params, x, R);
-    if (m->hvae) gated_layer_forward(m, params, &m->q1_x, a->q1x_o, a->q1x_h, a->q1x_g, x, R, (int)m->D);
+    if (m->conv) stack_forward(m, params, &m->q1_conv, &a->q1c, x, R, a->cscratch); /* q1x_o = its output */
+    else if (m->hvae) gated_layer_forward(m, params, &m->q1_x, a->q1x_o, a->q1x_h, a->q1x_g, x, R, (int)m->D);
 }
 
 /* The twin of model_encode: d_top_mean, d_top_logvar (and hvae d_branch1, the gradient of q1x_o) -> grads. */
 static void encode_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
 {
-    if (m->hvae)
+    if (m->conv)
+        stack_backward(m, P, G, &m->q1_conv, &a->q1c, NULL, a->d_branch1, a->x, R, a->cd, a->cscratch);
+    else if (m->hvae)
         gated_layer_backward(m, P, G, &m->q1_x, NULL, a->d_branch1, a->x, a->q1x_h, a->q1x_g, R, (int)m->D,
                              a->gscratch);
     top_encoder_backward(m, &a->enc, P, G, a->x, a->d_top_mean, a->d_top_logvar, NULL, R);
@@ -621,7 +902,7 @@ static void encode_backward(const vamp_model *m, vamp_acts *a, const float *P, f
 
 void model_encode_broadcast(const vamp_model *m, vamp_acts *a, int R)
 {
-    const size_t Zt = (size_t)m->Ztop, H = (size_t)m->H;
+    const size_t Zt = (size_t)m->Ztop, H = (size_t)q1_width(m); /* the width of q1x_o */
     for (int r = 1; r < R; r++) {
         memcpy(a->enc.mean + r * Zt, a->enc.mean, Zt * sizeof(float));
         memcpy(a->enc.logvar + r * Zt, a->enc.logvar, Zt * sizeof(float));

@@ -91,7 +91,7 @@ static int print_saved(const vamp_trainer *tr, hid_t f)
     r.active_z2 = (int)az2;
     r.nz1 = tr->model.hvae ? tr->model.Z1 : tr->model.Ztop;
     r.nz2 = tr->model.hvae ? tr->model.Ztop : 0;
-    hsize_t want[2] = {(hsize_t)r.nz1, 1}, found[2];
+    hsize_t want[1] = {(hsize_t)r.nz1}, found[H5IO_MAX_DIMS];
     int nd;
     if (h5_dataset_read_f32(f, "eval/kl_per_unit_z1", 1, want, r.kl_z1, &nd, found) != 0) return -1;
     want[0] = (hsize_t)r.nz2;

@@ -129,7 +129,7 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
     t->cfg = *c;
     t->data = d;
     vamp_model *m = &t->model;
-    model_init(m, c, d->D);
+    model_init(m, c, d->height, d->width);
     require_memory(m, c, d, t->size, comm);
     const vamp_prior_hooks *h = prior_hooks(m->prior);
     const size_t N = m->layout.total;

@@ -74,7 +74,7 @@ static void errors(void **s)
     expect_error("[run]\ndir = a\n[modle]\ntype = vae\n", NULL, 0, "unknown section [modle]");
     snprintf(want, sizeof want, "%s:4: unknown key \"kind\" in [model]", path);
     expect_error("[run]\ndir = a\n[model]\nkind = vae\n", NULL, 0, want);
-    snprintf(want, sizeof want, "%s:2: [model] type = \"vea\": expected one of vae|hvae", path);
+    snprintf(want, sizeof want, "%s:2: [model] type = \"vea\": expected one of vae|hvae|convhvae", path);
     expect_error("[model]\ntype = vea\n", NULL, 0, want);
     expect_error("[train]\nlr = 12abc\n", NULL, 0, ":2: [train] lr = \"12abc\": expected a number from");
     expect_error("[train]\nepochs = 0\n", NULL, 0, "[train] epochs = \"0\": expected an integer from 1 to");

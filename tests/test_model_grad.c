@@ -1,10 +1,15 @@
-/* Finite-difference check of the whole model's gradient: for vae/hvae x bernoulli/logistic256 x every prior, the
+/* Finite-difference check of the whole model's gradient: for vae/hvae/convhvae x bernoulli/logistic256 x every prior, the
  * hand-written backward pass (pseudo-inputs through the encoder and their hardtanh, the MoG parameters) against
  * central differences of the training loss as the trainer computes it on one rank, tensor by tensor.
  * The model has kinks (hardtanh of log-variances and pseudo-inputs, the clamps of the likelihoods): the test
  * point is drawn so that every kink argument is well away from its kink (with one unit of each hardtanh far
  * outside it, so the clamped branch is checked too), and a coordinate whose stencil still straddles one is
  * detected from the forward values alone and skipped (counted; the test fails if more than 2% are).
+ * The convhvae (6x5 images -> 3x3 -> 2x2: the smallest on which every tap of every kernel meets the image, odd
+ * and even sides) has ~5.7e5 parameters: every tensor is checked, on CONV_COORDS coordinates spread over it, with
+ * a larger step and absolute tolerance (its convolution gradients are ~1e-2, near the float noise of the finite
+ * differences; test_parity checks them against float64 PyTorch to 1e-4). Its 1x1 heads share one bias over all
+ * pixels, so its likelihood clamps stay unsaturated here (test_parity saturates them).
  * It does not compare against PyTorch (tests/reference does). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,10 +25,16 @@
 #include "vamp/config.h"
 #include "vamp/model.h"
 
-enum { R = 4, D = 5 }; /* rows, pixels */
+enum { R = 4, D_MLP = 5, CONV_H = 6, CONV_W = 5, CONV_COORDS = 6 }; /* rows, pixels, convhvae image */
 
 static const float BETA = 0.6f;
-static const double FD_H = 1e-2;       /* step; the loss is float inside, so smaller steps only add noise */
+static const double FD_H_MLP = 1e-2;       /* step; the loss is float inside, so smaller steps only add noise */
+/* convhvae: its convolution gradients are ~1e-2, where the float noise of a loss of ~300 over a step of 1e-2
+ * (~1e-3) would drown them; its parameters are small and the loss smooth in them, so a larger step is exact
+ * enough after the Richardson extrapolation; the noise left, a few float ulps of the loss over the step
+ * (measured: ~5e-7 |loss| over CONV_COORDS coordinates), sets its absolute tolerance, TOL_ABS_CONV |loss| */
+static const double FD_H_CONV = 1e-1;
+static const double TOL_ABS_CONV = 1e-6;
 static const double TOL_REL = 1e-2;    /* per tensor: ||a - n|| <= TOL_REL ||n|| + TOL_ABS */
 static const double TOL_ABS = 1e-4;
 static const double MAX_SKIPPED = 0.02; /* fraction of coordinates that may be skipped for a kink */
@@ -50,6 +61,7 @@ typedef struct {
     vamp_acts a;
     vamp_enc_acts pa;                    /* pseudo-input encoder, vampprior only */
     float *params;                       /* (layout.total) */
+    int D;                               /* pixels */
     float *x;                            /* (R,D) */
     float *eps_top, *eps1;               /* (R,Ztop), (R,Z1) */
     float *pm, *plv;                     /* (K,Ztop) vampprior components */
@@ -120,6 +132,7 @@ static double margin_to(const float *v, size_t n, double lo, double hi, double m
 static double kink_margin(const fixture *f)
 {
     const vamp_model *m = &f->m;
+    const int D = f->D;
     const vamp_acts *a = &f->a;
     double g = INFINITY;
     g = margin_to(a->enc.lv_pre, (size_t)R * m->Ztop, LV_LO, LV_HI, g);
@@ -146,14 +159,48 @@ static void scale_tensor(const vamp_model *m, float *params, int idx, float s)
     for (size_t i = 0; i < m->layout.t[idx].size; i++) p[i] *= s;
 }
 
+/* The likelihood's parameters of the MLP models. */
+static void draw_px_mlp(fixture *f, lcg *r)
+{
+    const vamp_model *m = &f->m;
+    const int D = f->D;
+    if (m->logistic) { /* logistic log-scales mostly inside (-4.5, 0); pixel 0 clamped above, pixel 1 below */
+        scale_tensor(m, f->params, m->px_logvar.W, 0.3f);
+        float *b = tensor(m, f->params, m->px_logvar.b);
+        for (int d = 0; d < D; d++) b[d] = (float)(-2.2 + 0.3 * lcg_normal(r));
+        b[0] = 3.0f;
+        b[1] = -7.5f;
+    }
+    { /* the likelihood's clamp of the mean: pixel D-1 far beyond it (small weights, large bias) */
+        float *W = tensor(m, f->params, m->px_mean.W), *b = tensor(m, f->params, m->px_mean.b);
+        for (int j = 0; j < m->H; j++) W[(size_t)(D - 1) * m->H + j] *= 0.3f;
+        b[D - 1] = m->logistic ? 9.0f : 14.0f; /* logits beyond log(511) = 6.24 / log(1e5 - 1) = 11.5 */
+    }
+}
+
+/* The convhvae's 1x1 heads: one bias for all pixels, so no pixel can be pushed alone beyond a clamp; the
+ * log-scales are kept inside (-4.5, 0) (small weights, bias -2.2). */
+static void draw_px_conv(fixture *f, lcg *r)
+{
+    const vamp_model *m = &f->m;
+    if (m->logistic) {
+        scale_tensor(m, f->params, m->px_logvar.W, 0.3f);
+        tensor(m, f->params, m->px_logvar.b)[0] = (float)(-2.2 + 0.3 * lcg_normal(r));
+    }
+}
+
 /* One draw of parameters, data and noise from generator r. */
 static void draw_point(fixture *f, lcg *r)
 {
     const vamp_model *m = &f->m;
-    const size_t N = m->layout.total;
-    /* the model's own initialisation, then noise so that no bias sits at a degenerate value */
+    /* the model's own initialisation, then noise so that no bias sits at a degenerate value (a convolution's
+     * weights: noise of their own init's size, so that the activations keep torch's scale) */
     model_init_params(m, f->params, 7);
-    for (size_t i = 0; i < N; i++) f->params[i] += (float)(0.15 * lcg_normal(r));
+    for (int t = 0; t < m->layout.n; t++) {
+        const vamp_tensor *T = &m->layout.t[t];
+        const double s = T->ndim == 4 ? 1.0 / sqrt((double)(T->size / T->shape[0])) : 0.15;
+        for (size_t i = 0; i < T->size; i++) f->params[T->offset + i] += (float)(s * lcg_normal(r));
+    }
     /* log-variance heads: small weights and biases in (-1, 0.5), so that no log-variance sits at -6 with its
      * sample far away (log-densities of -1e4 would drown the differences in float noise); one unit of each
      * hardtanh far outside it instead, so that the clamped branch is checked too */
@@ -168,24 +215,15 @@ static void draw_point(fixture *f, lcg *r)
         tensor(m, f->params, m->q1_logvar.b)[0] = -9.0f;         /* clamped at -6 */
         tensor(m, f->params, m->pz1_logvar.b)[m->Z1 - 1] = 4.0f; /* clamped at 2 */
     }
-    if (m->logistic) { /* logistic log-scales mostly inside (-4.5, 0); pixel 0 clamped above, pixel 1 below */
-        scale_tensor(m, f->params, m->px_logvar.W, 0.3f);
-        float *b = tensor(m, f->params, m->px_logvar.b);
-        for (int d = 0; d < D; d++) b[d] = (float)(-2.2 + 0.3 * lcg_normal(r));
-        b[0] = 3.0f;
-        b[1] = -7.5f;
-    }
-    { /* the likelihood's clamp of the mean: pixel D-1 far beyond it (small weights, large bias) */
-        float *W = tensor(m, f->params, m->px_mean.W), *b = tensor(m, f->params, m->px_mean.b);
-        for (int j = 0; j < m->H; j++) W[(size_t)(D - 1) * m->H + j] *= 0.3f;
-        b[D - 1] = m->logistic ? 9.0f : 14.0f; /* logits beyond log(511) = 6.24 / log(1e5 - 1) = 11.5 */
-    }
+    if (m->conv) draw_px_conv(f, r);
+    else draw_px_mlp(f, r);
     if (m->pseudo >= 0) { /* mostly inside (0,1), every fourth outside by far: both sides of the hardtanh */
         float *u = tensor(m, f->params, m->pseudo);
         for (size_t i = 0; i < m->layout.t[m->pseudo].size; i++)
-            u[i] = i % 4 == 3 ? (i % 8 == 3 ? -0.3f : 1.3f) : (float)(0.1 + 0.8 * lcg_unit(r));
+            u[i] = i % 4 == 3 ? (i % 8 == 3 ? -0.3f : 1.3f)
+                              : (float)(m->conv ? 0.2 + 0.6 * lcg_unit(r) : 0.1 + 0.8 * lcg_unit(r)); /* conv: D = 30 */
     }
-    for (int i = 0; i < R * D; i++) {
+    for (int i = 0; i < R * f->D; i++) {
         int k = (int)(256.0 * lcg_unit(r)); /* 0..255 */
         f->x[i] = m->logistic ? (float)k / 255.0f : (float)(k & 1);
     }
@@ -210,7 +248,10 @@ static int fixture_init(fixture *f, vamp_model_type type, vamp_likelihood lik, v
     c.z2 = 2;
     c.components = 3;
     vamp_model *m = &f->m;
-    model_init(m, &c, D);
+    if (type == MODEL_CONVHVAE) model_init(m, &c, CONV_H, CONV_W);
+    else model_init(m, &c, 1, D_MLP);
+    f->D = (int)m->D;
+    const int D = f->D;
     int Zt = m->Ztop, Z1 = m->Z1 ? m->Z1 : 1, Kc = m->K ? m->K : 1;
     f->params = malloc(m->layout.total * sizeof(float));
     f->x = malloc((size_t)R * D * sizeof(float));
@@ -258,6 +299,7 @@ typedef struct { vamp_model_type type; vamp_likelihood lik; vamp_prior_type prio
  * noise, ~0.1 here) and differ by about |jump in slope| / h when a kink lies within 2h. */
 static double numeric_derivative(fixture *f, float *p, double f0)
 {
+    const double FD_H = f->m.conv ? FD_H_CONV : FD_H_MLP;
     const float keep = *p;
     float v[4] = {(float)(keep - 2 * FD_H), (float)(keep - FD_H), (float)(keep + FD_H), (float)(keep + 2 * FD_H)};
     double fv[4];
@@ -271,6 +313,47 @@ static double numeric_derivative(fixture *f, float *p, double f0)
     /* the steps actually taken in float */
     double d1 = (fv[2] - fv[1]) / ((double)v[2] - (double)v[1]), d2 = (fv[3] - fv[0]) / ((double)v[3] - (double)v[0]);
     return (4.0 * d1 - d2) / 3.0;
+}
+
+/* The coordinates checked in a tensor of `size`: all of them, or (convhvae) CONV_COORDS spread evenly. */
+static size_t coords_of(const vamp_model *m, size_t size) { return m->conv && size > CONV_COORDS ? CONV_COORDS : size; }
+static size_t coord(size_t size, size_t k, size_t n) { return (size_t)(((double)k + 0.5) * (double)size / (double)n); }
+
+typedef struct { double err, ref; size_t checked, skipped; } tensor_check;
+
+static double tol_abs(const vamp_model *m, double f0) { return m->conv ? fmax(TOL_ABS, TOL_ABS_CONV * fabs(f0)) : TOL_ABS; }
+
+/* ||analytic - numeric|| and ||numeric|| over the checked coordinates of tensor t; prints them on failure. */
+static tensor_check check_tensor(fixture *f, const float *g, int t, double f0, const char *label)
+{
+    const vamp_tensor *T = &f->m.layout.t[t];
+    const size_t n = coords_of(&f->m, T->size);
+    double dd = 0.0, nn = 0.0;
+    tensor_check c = {0.0, 0.0, n, 0};
+    for (size_t k = 0; k < n; k++) {
+        const size_t i = coord(T->size, k, n);
+        double num = numeric_derivative(f, &f->params[T->offset + i], f0);
+        if (isnan(num)) {
+            c.skipped++;
+            continue;
+        }
+        double an = g[T->offset + i];
+        dd += (an - num) * (an - num);
+        nn += num * num;
+    }
+    c.err = sqrt(dd);
+    c.ref = sqrt(nn);
+    if (!(c.err <= TOL_REL * c.ref + tol_abs(&f->m, f0)) || c.ref == 0.0) { /* an all-zero gradient would check nothing */
+        printf("  FAIL %s %s: ||a-n|| = %.3g, ||n|| = %.3g (%zu skipped)\n", label, T->name, c.err, c.ref, c.skipped);
+        for (size_t k = 0; k < n; k++) { /* the coordinates, to see the pattern */
+            const size_t i = coord(T->size, k, n);
+            double num = numeric_derivative(f, &f->params[T->offset + i], f0);
+            printf("       [%zu] analytic % .6f numeric % .6f\n", i, g[T->offset + i], num);
+        }
+    }
+    if (c.skipped) printf("  %s %s: %zu of %zu coordinates skipped (kink in the stencil)\n", label, T->name,
+                          c.skipped, n);
+    return c;
 }
 
 static void check_config(void **state)
@@ -291,45 +374,25 @@ static void check_config(void **state)
     assert_true(isfinite(f0));
 
     int failures = 0, worst_t = -1;
-    size_t skipped = 0;
+    size_t skipped = 0, checked = 0;
     double worst_ratio = -1.0;
     for (int t = 0; t < m->layout.n; t++) {
-        const vamp_tensor *T = &m->layout.t[t];
-        double dd = 0.0, nn = 0.0;
-        size_t skip_t = 0;
-        for (size_t i = 0; i < T->size; i++) {
-            double num = numeric_derivative(&f, &f.params[T->offset + i], f0);
-            if (isnan(num)) {
-                skip_t++;
-                continue;
-            }
-            double an = g[T->offset + i];
-            dd += (an - num) * (an - num);
-            nn += num * num;
-        }
-        skipped += skip_t;
-        double err = sqrt(dd), ref = sqrt(nn), ratio = err / (TOL_REL * ref + TOL_ABS);
+        tensor_check c = check_tensor(&f, g, t, f0, label);
+        double ratio = c.err / (TOL_REL * c.ref + tol_abs(m, f0));
+        skipped += c.skipped;
+        checked += c.checked;
         if (ratio > worst_ratio) {
             worst_ratio = ratio;
             worst_t = t;
         }
-        if (!(ratio <= 1.0) || ref == 0.0) { /* a tensor with an all-zero gradient would check nothing */
-            failures++;
-            printf("  FAIL %s %s: ||a-n|| = %.3g, ||n|| = %.3g (%zu skipped)\n", label, T->name, err, ref, skip_t);
-            for (size_t i = 0; i < T->size; i++) { /* the coordinates, to see the pattern */
-                double num = numeric_derivative(&f, &f.params[T->offset + i], f0);
-                printf("       [%zu] analytic % .6f numeric % .6f\n", i, g[T->offset + i], num);
-            }
-        }
-        if (skip_t) printf("  %s %s: %zu of %zu coordinates skipped (kink in the stencil)\n", label, T->name,
-                           skip_t, T->size);
+        failures += !(ratio <= 1.0) || c.ref == 0.0;
     }
     const vamp_tensor *W = &m->layout.t[worst_t];
-    printf("  %-31s draw %d (kink margin %.2f), loss %7.2f, %4zu params, %zu skipped; worst %s: "
-           "||a-n|| / (%.0e ||n|| + %.0e) = %.3f\n", label, attempts, kink_margin(&f), f0, N, skipped, W->name,
-           TOL_REL, TOL_ABS, worst_ratio);
+    printf("  %-31s draw %d (kink margin %.2f), loss %7.2f, %zu of %zu params, %zu skipped; worst %s: "
+           "||a-n|| / (%.0e ||n|| + %.0e) = %.3f\n", label, attempts, kink_margin(&f), f0, checked, N, skipped,
+           W->name, TOL_REL, tol_abs(m, f0), worst_ratio);
     assert_int_equal(failures, 0);
-    assert_true((double)skipped <= MAX_SKIPPED * (double)N);
+    assert_true((double)skipped <= MAX_SKIPPED * (double)checked);
 
     /* the scale argument (the trainer passes 1/batch) scales every gradient, prior components included */
     float *g4 = malloc(N * sizeof(float));
@@ -349,6 +412,10 @@ static config_triple configs[] = {
     {MODEL_HVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR},   {MODEL_HVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR_DATA},
     {MODEL_HVAE, LIK_LOGISTIC256, PRIOR_STANDARD},  {MODEL_HVAE, LIK_LOGISTIC256, PRIOR_MOG},
     {MODEL_HVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR}, {MODEL_HVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR_DATA},
+    {MODEL_CONVHVAE, LIK_BERNOULLI, PRIOR_STANDARD},   {MODEL_CONVHVAE, LIK_BERNOULLI, PRIOR_MOG},
+    {MODEL_CONVHVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR},  {MODEL_CONVHVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR_DATA},
+    {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_STANDARD}, {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_MOG},
+    {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR}, {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR_DATA},
 };
 
 int main(void)

@@ -65,15 +65,17 @@ int h5_attr_read_u32(hid_t loc, const char *name, uint32_t *out);
  * new buffer (the caller frees it); NULL if absent or not a string. */
 char *h5_attr_read_string(hid_t loc, const char *name);
 
-/* A float32 dataset of rank 1..3 at `name` (intermediate groups are created). */
+/* A float32 dataset of rank 1..4 at `name` (intermediate groups are created). */
 int h5_dataset_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const float *data);
 
 /* h5_dataset_read_f32's verdicts besides 0 */
 #define H5IO_MISSING (-1)  /* no such dataset (or group on its path) */
 #define H5IO_SHAPE (-2)    /* another rank or shape: *found_ndim and found[] say which */
 #define H5IO_UNREADABLE (-3)
-/* Reads the float dataset `name` (rank 1 or 2, `want` = its dims; want[1] is ignored for rank 1) into out. */
-int h5_dataset_read_f32(hid_t loc, const char *name, int ndim, const hsize_t want[2], float *out, int *found_ndim,
-                        hsize_t found[2]);
+#define H5IO_MAX_DIMS 4 /* the largest rank h5_dataset_read_f32 reads (a Conv2d weight) */
+/* Reads the float dataset `name` (rank ndim, 1 .. H5IO_MAX_DIMS, `want` = its ndim dims) into out. found
+ * (H5IO_MAX_DIMS) receives the dims found, 1 beyond the rank found. */
+int h5_dataset_read_f32(hid_t loc, const char *name, int ndim, const hsize_t *want, float *out, int *found_ndim,
+                        hsize_t *found);
 
 #endif

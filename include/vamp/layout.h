@@ -7,15 +7,16 @@
 
 #include <stddef.h>
 
-#define VAMP_MAX_TENSORS 64
+#define VAMP_MAX_TENSORS 128 /* the convHVAE has 102 */
 #define VAMP_NAME_LEN 48
+#define VAMP_MAX_DIMS 4 /* a Conv2d weight (cout, cin, k, k) */
 
 typedef struct {
-    char name[VAMP_NAME_LEN]; /* torch state_dict key, e.g. "q_z_layers.0.h.weight" */
-    int ndim;                 /* 1 or 2 */
-    size_t shape[2];          /* shape[1] == 1 when ndim == 1 */
-    size_t offset;            /* first element in the buffer */
-    size_t size;              /* shape[0] * shape[1] */
+    char name[VAMP_NAME_LEN];    /* torch state_dict key, e.g. "q_z_layers.0.h.weight" */
+    int ndim;                    /* 1 .. VAMP_MAX_DIMS */
+    size_t shape[VAMP_MAX_DIMS]; /* shape[i] == 1 for i >= ndim */
+    size_t offset;               /* first element in the buffer */
+    size_t size;                 /* product of the shape */
 } vamp_tensor;
 
 typedef struct {
@@ -27,5 +28,9 @@ typedef struct {
 void layout_init(vamp_layout *l);
 /* Append a tensor; returns its index. rows x cols (cols = 0 means a 1-D tensor of `rows`). */
 int layout_add(vamp_layout *l, const char *name, size_t rows, size_t cols);
+/* Append a tensor of ndim (1 .. VAMP_MAX_DIMS) dimensions shape[0..ndim-1]; returns its index. */
+int layout_add_dims(vamp_layout *l, const char *name, int ndim, const size_t *shape);
+/* The fan-in of a weight: its size over its first dimension (in for a Linear, cin k k for a Conv2d). */
+size_t layout_fan_in(const vamp_tensor *t);
 
 #endif

@@ -1,5 +1,6 @@
-/* The paper's VAE and two-level HVAE (gated dense MLPs) with their priors and likelihoods: parameter layout
- * (torch state_dict names), initialisation, and the per-chunk forward/backward of the ELBO.
+/* The paper's VAE and two-level HVAE (gated dense MLPs) and its convolutional two-level HVAE (convhvae) with their
+ * priors and likelihoods: parameter layout (torch state_dict names), initialisation, and the per-chunk
+ * forward/backward of the ELBO.
  * It does not loop over data, reduce over ranks or update parameters (see train.h, reduce.h, optim.h).
  *
  * Naming: "top" latent = z (vae) or z2 (hvae): the one with the prior. Its encoder is q_z (vae) / q_z2 (hvae).
@@ -10,6 +11,7 @@
 
 #include <stddef.h>
 #include "vamp/config.h"
+#include "vamp/conv.h"
 #include "vamp/layout.h"
 
 typedef struct { int W, b; } vamp_linear;   /* tensor indices in the layout (b = -1: no bias) */
@@ -21,11 +23,25 @@ typedef struct {
     vamp_linear mean, logvar;
 } vamp_top_encoder;
 
+/* A GatedConv2d (the reference's): conv_h and conv_g, each weight (cout,cin,k,k) and bias (cout), and its geometry. */
+typedef struct { vamp_linear h, g; vamp_conv geo; } vamp_gconv;
+
+/* GatedConv2d layers applied in order (the convhvae's two encoders of x and its decoder). */
+#define VAMP_STACK_MAX 5
+typedef struct { int n; vamp_gconv l[VAMP_STACK_MAX]; } vamp_conv_stack;
+
+/* Activations of a stack for R images: layer i's pre-activation h, sigmoid gate g and output o, each
+ * (R, cout_i, oh_i, ow_i); o[n-1] flattened is the stack's output. */
+typedef struct { float *h[VAMP_STACK_MAX], *g[VAMP_STACK_MAX], *o[VAMP_STACK_MAX]; } vamp_stack_acts;
+
 typedef struct {
     vamp_config cfg;     /* copy of the resolved config */
     size_t D;            /* input pixels */
     int H, Ztop, Z1, K;  /* hidden units, top latent size, hvae z1 size (0 for vae), prior components (0: standard) */
     int hvae, logistic, prior; /* flags: two levels; logistic256 likelihood (else Bernoulli); vamp_prior_type */
+    int conv;            /* convhvae (hvae is set too): convolutional encoders of x and decoder */
+    int height, width;   /* the image (1, height, width), D = height * width */
+    int F;               /* convhvae: features of an encoder's flattened output, 6 ceil(h/4) ceil(w/4); else 0 */
     vamp_layout layout;  /* params, grads, Adam moments */
 
     vamp_top_encoder enc;                       /* q_z / q_z2 */
@@ -35,7 +51,12 @@ typedef struct {
     vamp_linear pz1_mean, pz1_logvar;
     vamp_gated px_l1, px_l2;                    /* vae p(x|z): l1 on z, l2 on hidden */
     vamp_gated px_z1, px_z2, px_joint;          /* hvae p(x|z1,z2) */
-    vamp_linear px_mean, px_logvar;             /* px_logvar only for logistic256 */
+    vamp_linear px_mean, px_logvar;             /* px_logvar only for logistic256; convhvae: 1x1 Conv2d (1,64,1,1) */
+    vamp_conv_stack enc_conv;                   /* convhvae q_z2_layers: x (1,h,w) -> (6,h/4,w/4), F features */
+    vamp_conv_stack q1_conv;                    /* convhvae q_z1_layers_x: likewise, all k3 */
+    vamp_gated px_pre;                          /* convhvae p_x_layers_joint_pre: GatedDense(2H, D) */
+    vamp_conv_stack px_conv;                    /* convhvae p_x_layers_joint: (1,h,w) -> (64,h,w) */
+    vamp_conv px_head;                          /* convhvae: geometry of the 1x1 heads p_x_mean / p_x_logvar */
     int pseudo;                                 /* "means.linear.weight" (D,K), vampprior*, else -1 */
     int mog_means, mog_logvars;                 /* "mog.means", "mog.logvars" (K,Ztop), mog, else -1 */
 } vamp_model;
@@ -52,6 +73,10 @@ typedef struct {
     float *d_o1, *d_o2;     /* (R,H) backward scratch */
     float *d_lv;            /* (R,Ztop) */
     float *gscratch;        /* (2R,H) gated backward scratch */
+    /* convhvae: h1..o2, d_o1, d_o2 and gscratch are NULL; instead */
+    vamp_stack_acts cs;     /* the conv stack on x (or u); cs.o[4] (R,F) is the heads' input */
+    float *cd[2];           /* (R, widest layer) backward ping-pong; cd[0] also the gradient of cs.o[4] */
+    float *cscratch;        /* the stack's kernel scratch (gated_conv2d_scratch_floats of its widest layer) */
     float *buf;             /* the one allocation behind all of the above */
 } vamp_enc_acts;
 
@@ -60,10 +85,11 @@ typedef struct {
     int rows;
     vamp_enc_acts enc;                  /* q_z / q_z2 on x */
     float *z_top, *eps_top;             /* (R,Ztop) eps_top copied from the caller */
-    /* hvae q(z1|x,z2) */
+    /* hvae q(z1|x,z2); convhvae: the branches are F wide, q1x_h, q1x_g are NULL and q1x_o is q1c.o[4] */
     float *q1x_h, *q1x_g, *q1x_o;       /* (R,H) */
     float *q1z_h, *q1z_g, *q1z_o;       /* (R,H) */
     float *q1_cat;                      /* (R,2H) [q1x_o | q1z_o] */
+    vamp_stack_acts q1c;                /* convhvae: the x-branch's conv stack */
     float *q1j_h, *q1j_g, *q1j_o;       /* (R,H) */
     float *q1_mean, *q1_lv_pre, *q1_logvar, *z1, *eps1; /* (R,Z1) */
     /* hvae p(z1|z2) */
@@ -73,7 +99,8 @@ typedef struct {
     float *px_h1, *px_g1, *px_o1;       /* (R,H): vae layer 1 on z; hvae z1 branch */
     float *px_h2, *px_g2, *px_o2;       /* (R,H): vae layer 2; hvae z2 branch */
     float *px_cat;                      /* (R,2H) hvae [px_o1 | px_o2] */
-    float *pxj_h, *pxj_g, *pxj_o;       /* (R,H) hvae joint */
+    float *pxj_h, *pxj_g, *pxj_o;       /* (R,H) hvae joint; convhvae (R,D): joint_pre, the decoder stack's input */
+    vamp_stack_acts pxc;                /* convhvae: the decoder stack, each (R,64,h,w), under the 1x1 heads */
     float *x_pre, *x_mean;              /* (R,D) logits; sigmoid mean (clamped for logistic256) */
     float *xlv_pre, *x_logvar;          /* (R,D) logistic256 only */
     const float *x;                     /* (R,D) input of the last forward (not owned) */
@@ -90,17 +117,23 @@ typedef struct {
     float *d_branch1, *d_branch2;       /* (R,H) hvae: of the two branches under a joint layer */
     float *d_cat;                       /* (R,2H) hvae: of the joint layer's input [branch1 | branch2] */
     float *gscratch;                    /* (2R,H) gated backward scratch */
+    /* convhvae: d_branch1, d_branch2 are (R,max(H,F)), d_cat (R,2max(H,F)), gscratch (2R,max(H,F,D)); and */
+    float *d_pxj;                       /* (R,D) of pxj_o */
+    float *cd[2];                       /* (R, widest layer of q1c, pxc) backward ping-pong */
+    float *cscratch;                    /* kernel scratch of the q1 and decoder stacks and the 1x1 heads */
     float *d_z_top, *d_top_mean, *d_top_logvar;        /* (R,Ztop) */
     float *d_z1, *d_q1_mean, *d_q1_lv_pre, *d_q1_logvar; /* (R,Z1) */
     float *d_pz1_mean, *d_pz1_lv_pre, *d_pz1_logvar;     /* (R,Z1) */
     float *buf;                         /* the one allocation behind all of the above */
 } vamp_acts;
 
-/* Build the layout and tensor indices for config c and input size D. No allocation of parameters. */
-void model_init(vamp_model *m, const vamp_config *c, size_t D);
+/* Build the layout and tensor indices for config c and images (1, height, width). No allocation of parameters.
+ * The MLP models see only D = height * width; a convhvae needs height, width >= 1 (dataset attributes). */
+void model_init(vamp_model *m, const vamp_config *c, int height, int width);
 
-/* Initialise params (layout.total floats) from keyed randomness (seed): He-normal weights N(0, 2/fan_in),
- * biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as torch.nn.Linear's default (the reference keeps it),
+/* Initialise params (layout.total floats) from keyed randomness (seed): He-normal Linear weights N(0, 2/fan_in),
+ * Conv2d weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (torch's default, fan_in = cin k k, which the reference keeps),
+ * biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as torch's default (the reference keeps it),
  * pseudo-inputs N(pseudo_mean, pseudo_std), mog means N(0,1) and logvars 0. Identical on every rank. */
 void model_init_params(const vamp_model *m, float *params, uint64_t seed);
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vamp_ref import Model, check_names, step  # noqa: E402
+from vamp_ref import ConvHVAE, Model, check_names, step  # noqa: E402
 
 # 1e-4, not 1e-3: against float64 the C gradients agree to ~3e-6 in every configuration, and a leak through
 # the logistic mean's clamp (a gradient scaled by p(1-p) <= 1/512) moves p_x_mean.linear by only 1.4e-4.
@@ -36,11 +36,20 @@ GRAD_RTOL = 1e-4
 ATTRS = ("loss", "beta", "model", "likelihood", "prior", "D", "H", "Z1", "Z2", "K", "B")
 
 
+def build_model(f, s):
+    """The reference model the dump describes (convhvae: ConvHVAE on the dump's height x width images)."""
+    a = f.attrs
+    if s("model") == "convhvae":
+        return ConvHVAE(s("likelihood"), s("prior"), int(a["height"]), int(a["width"]), int(a["H"]), int(a["Z1"]),
+                        int(a["Z2"]), int(a["K"]))
+    return Model(s("model"), s("likelihood"), s("prior"), int(a["D"]), int(a["H"]), int(a["Z1"]), int(a["Z2"]),
+                 int(a["K"]))
+
+
 def run_reference(f, s, dtype):
     """Reference loss/re/kl/grads on the dump's inputs, and the clamps' saturation counts {name: (lo, hi)}."""
     a = f.attrs
-    model = Model(s("model"), s("likelihood"), s("prior"), int(a["D"]), int(a["H"]), int(a["Z1"]), int(a["Z2"]),
-                  int(a["K"]))
+    model = build_model(f, s)
     if dtype == torch.float64:
         model.double()
     with torch.no_grad():
@@ -89,12 +98,14 @@ def main(argv):
         return 2
     s = lambda k: a[k].decode() if isinstance(a[k], bytes) else str(a[k])
     tag = f"{s('model')}/{s('likelihood')}/{s('prior')} B={int(a['B'])}"
-    if (s("model") == "hvae") != ("eps1" in f):
-        print(f"FAIL {tag}: /eps1 must be present exactly for hvae")
+    if (s("model") in ("hvae", "convhvae")) != ("eps1" in f):
+        print(f"FAIL {tag}: /eps1 must be present exactly for hvae and convhvae")
         return 1
+    if s("model") == "convhvae" and not all(k in a for k in ("height", "width")):
+        print(f"FAIL {path}: a convhvae dump needs the attributes height and width")
+        return 2
 
-    probe = Model(s("model"), s("likelihood"), s("prior"), int(a["D"]), int(a["H"]), int(a["Z1"]), int(a["Z2"]),
-                  int(a["K"]))
+    probe = build_model(f, s)
     fails = 0
     for group in ("params", "grads"):
         missing, unexpected, shapes = check_names(probe, {k: f[group][k] for k in f[group]})

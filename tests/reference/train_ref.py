@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vamp_ref import Model, importance_sampled  # noqa: E402
+from vamp_ref import ConvHVAE, Model, importance_sampled  # noqa: E402
 
 # Every key vamp_mpi knows, with its default (configs/README.md; tests/test_train_ref.sh checks them against
 # the program). The trainer uses the ones named in USED; the others steer vamp_mpi's ranks and files only.
@@ -69,7 +69,7 @@ DEFAULTS = {
     "eval": {"samples": "5000", "block": "500", "batch": "500", "pictures_every": "0"},
     "checkpoint": {"every_steps": "0", "every_minutes": "30", "keep": "2"},
 }
-CHOICES = {("data", "binarize"): ("dynamic", "static", "none"), ("model", "type"): ("vae", "hvae"),
+CHOICES = {("data", "binarize"): ("dynamic", "static", "none"), ("model", "type"): ("vae", "hvae", "convhvae"),
            ("model", "likelihood"): ("bernoulli", "logistic256"),
            ("prior", "type"): ("standard", "mog", "vampprior", "vampprior_data"),
            ("train", "optimizer"): ("adamnormgrad", "adam")}
@@ -259,7 +259,12 @@ def main():
     m, p, t, e = cfg["model"], cfg["prior"], cfg["train"], cfg["eval"]
     seed = cfg["run"]["seed"]
     D = train.shape[1]
-    model = Model(m["type"], m["likelihood"], p["type"], D, m["hidden"], m["z1"], m["z2"], p["components"])
+    if m["type"] == "convhvae":  # its images are the data file's height x width
+        hw = h5py.File(cfg["data"]["path"], "r").attrs
+        model = ConvHVAE(m["likelihood"], p["type"], int(hw["height"]), int(hw["width"]), m["hidden"], m["z1"],
+                         m["z2"], p["components"])
+    else:
+        model = Model(m["type"], m["likelihood"], p["type"], D, m["hidden"], m["z1"], m["z2"], p["components"])
     g_init = gen(seed, 0)
     pseudo_images = None
     if p["type"] == "vampprior_data":  # K training images (unbinarised) chosen at random, as the reference

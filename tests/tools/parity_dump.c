@@ -1,9 +1,10 @@
 /* parity_dump: one training-step gradient of a tiny model, dumped to HDF5 for tests/reference/compare.py.
- * usage: parity_dump OUT.h5 vae|hvae bernoulli|logistic256 standard|mog|vampprior|vampprior_data B SEED [CHUNKS]
+ * usage: parity_dump OUT.h5 vae|hvae|convhvae bernoulli|logistic256 standard|mog|vampprior|vampprior_data B SEED [CHUNKS]
  * It computes what a one-rank training step computes (pseudo-input encodings, chunk forward/backward with
  * scale 1/B, pseudo-input backward), with the batch and the pseudo-inputs cut into CHUNKS pieces (default 1)
  * as data.stripes cuts them, and writes /params, /grads, /x, /eps_top, /eps1, /re, /kl and the loss.
- * Not a training run: parameters are the initialisation, pushed so that every clamp saturates somewhere. */
+ * Not a training run: parameters are the initialisation, pushed so that every clamp saturates somewhere.
+ * Images are 3x4 for vae/hvae, 7x6 for convhvae (odd and even sides through its two stride-2 layers: F = 24). */
 #include "vamp/check.h"
 #include "vamp/config.h"
 #include "vamp/model.h"
@@ -20,6 +21,20 @@ static void write_ds(hid_t g, const char *name, const float *x, size_t r, size_t
     hid_t sp = H5Screate_simple(c ? 2 : 1, dims, NULL);
     CHECK_H5(sp);
     hid_t ds = H5Dcreate2(g, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK_H5(ds);
+    CHECK_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
+    CHECK_H5(H5Dclose(ds));
+    CHECK_H5(H5Sclose(sp));
+}
+
+/* A layout tensor with its torch shape (1 to 4 dimensions). */
+static void write_tensor(hid_t g, const vamp_tensor *t, const float *x)
+{
+    hsize_t dims[VAMP_MAX_DIMS];
+    for (int i = 0; i < VAMP_MAX_DIMS; i++) dims[i] = t->shape[i];
+    hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
+    CHECK_H5(sp);
+    hid_t ds = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     CHECK_H5(ds);
     CHECK_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
     CHECK_H5(H5Dclose(ds));
@@ -85,20 +100,75 @@ static void straddle(const vamp_model *m, float *params, vamp_linear lin, int un
     b[unit] = edge - 0.5f * (v[R / 2 - 1] + v[R / 2]);
 }
 
+/* convhvae: the 1x1 convolution `conv` (one output channel, one bias for every pixel) cannot straddle two edges
+ * with its bias alone; its weights and bias are scaled instead so that the pre-activations pre (n of them) of
+ * the last forward pass map the midpoints at the first and third quartiles to lo and hi: a quarter of the
+ * elements beyond each edge. */
+static void spread(const vamp_model *m, float *params, vamp_linear conv, float lo, float hi, const float *pre,
+                   size_t n)
+{
+    float *W = params + m->layout.t[conv.W].offset, *b = params + m->layout.t[conv.b].offset;
+    float *v = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) v[i] = pre[i] - b[0];
+    qsort(v, n, sizeof(float), cmp_float);
+    const float q1 = 0.5f * (v[n / 4 - 1] + v[n / 4]), q3 = 0.5f * (v[3 * n / 4 - 1] + v[3 * n / 4]);
+    const float s = (hi - lo) / (q3 - q1);
+    for (size_t i = 0; i < m->layout.t[conv.W].size; i++) W[i] *= s;
+    b[0] = lo - s * q1;
+    free(v);
+}
+
+/* Puts both edges of every clamp inside the data, layer by layer (each stage changes the next's input). */
+static void calibrate(const vamp_model *m, float *params, const float *x, const float *eps_top, const float *eps1,
+                      int R, float beta)
+{
+    const int Zt = m->Ztop, Z1 = m->Z1;
+    const size_t D = m->D;
+    vamp_acts cal;
+    acts_init(&cal, m, R);
+    /* the clamps' inputs do not depend on the prior: any valid components will do */
+    float *noprior = m->K ? xcalloc((size_t)m->K * Zt * sizeof(float)) : NULL;
+    const float edge = m->logistic ? 6.2383246f : 11.512915f; /* logit(1 - 1/512) logistic, logit(1 - 1e-5) Bernoulli */
+    model_encode(m, &cal, params, x, R);
+    straddle(m, params, m->enc.logvar, 0, -6.0f, cal.enc.lv_pre, R, Zt);
+    straddle(m, params, m->enc.logvar, 1, 2.0f, cal.enc.lv_pre, R, Zt);
+    if (m->hvae) {
+        model_forward(m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
+        straddle(m, params, m->q1_logvar, 0, -6.0f, cal.q1_lv_pre, R, Z1);
+        straddle(m, params, m->q1_logvar, 1, 2.0f, cal.q1_lv_pre, R, Z1);
+        straddle(m, params, m->pz1_logvar, 0, -6.0f, cal.pz1_lv_pre, R, Z1);
+        straddle(m, params, m->pz1_logvar, 1, 2.0f, cal.pz1_lv_pre, R, Z1);
+    }
+    model_forward(m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
+    if (m->conv) {
+        spread(m, params, m->px_mean, -edge, edge, cal.x_pre, (size_t)R * D);
+        if (m->logistic) spread(m, params, m->px_logvar, -4.5f, 0.0f, cal.xlv_pre, (size_t)R * D);
+    } else {
+        straddle(m, params, m->px_mean, 2, -edge, cal.x_pre, R, (int)D);
+        straddle(m, params, m->px_mean, 3, edge, cal.x_pre, R, (int)D);
+        if (m->logistic) {
+            straddle(m, params, m->px_logvar, 0, -4.5f, cal.xlv_pre, R, (int)D);
+            straddle(m, params, m->px_logvar, 1, 0.0f, cal.xlv_pre, R, (int)D);
+        }
+    }
+    acts_free(&cal);
+    free(noprior);
+}
+
 /* First element of piece i when n elements are cut into c nearly equal pieces. */
 static int piece(int n, int c, int i) { return (int)((long)n * i / c); }
 
 int main(int argc, char **argv)
 {
-    static const char *const models[] = {"vae", "hvae"};
+    static const char *const models[] = {"vae", "hvae", "convhvae"};
     static const char *const liks[] = {"bernoulli", "logistic256"};
     static const char *const priors[] = {"standard", "mog", "vampprior", "vampprior_data"};
     if (argc != 7 && argc != 8) {
-        fprintf(stderr, "usage: parity_dump OUT.h5 vae|hvae bernoulli|logistic256 "
+        fprintf(stderr, "usage: parity_dump OUT.h5 vae|hvae|convhvae bernoulli|logistic256 "
                         "standard|mog|vampprior|vampprior_data B SEED [CHUNKS]\n");
         return VAMP_EXIT_INPUT;
     }
-    const int model = lookup(argv[2], models, 2), lik = lookup(argv[3], liks, 2), prior = lookup(argv[4], priors, 4);
+    const int model = lookup(argv[2], models, 3), lik = lookup(argv[3], liks, 2), prior = lookup(argv[4], priors, 4);
     const long B = parse_long(argv[5], 2, 64), seed = parse_long(argv[6], 0, 1L << 40);
     const long chunks = argc == 8 ? parse_long(argv[7], 1, 64) : 1;
     const int K = 6; /* prior components */
@@ -120,11 +190,12 @@ int main(int argc, char **argv)
     c.z1 = 5;
     c.z2 = 4;
     c.components = K;
-    const size_t D = 12; /* a 3x4 image */
+    const int height = model == MODEL_CONVHVAE ? 7 : 3, width = model == MODEL_CONVHVAE ? 6 : 4;
     const float beta = 0.7f; /* not 1: the warm-up factor must scale only the KL */
 
     vamp_model m;
-    model_init(&m, &c, D);
+    model_init(&m, &c, height, width);
+    const size_t D = m.D;
     const size_t N = m.layout.total;
     float *params = xmalloc(N * sizeof(float)), *grads = xcalloc(N * sizeof(float));
     model_init_params(&m, params, (uint64_t)seed);
@@ -149,32 +220,7 @@ int main(int argc, char **argv)
     rng_normal_fill(eps_top, (size_t)R * Zt, (uint64_t)seed, RNG_EPS_TRAIN, 0, 0, 0);
     if (Z1) rng_normal_fill(eps1, (size_t)R * Z1, (uint64_t)seed, RNG_EPS_TRAIN, 0, 1, 0);
 
-    { /* put both edges of every clamp inside the data, layer by layer (each stage changes the next's input) */
-        vamp_acts cal;
-        acts_init(&cal, &m, R);
-        /* the clamps' inputs do not depend on the prior: any valid components will do */
-        float *noprior = m.K ? xcalloc((size_t)m.K * Zt * sizeof(float)) : NULL;
-        const float edge = m.logistic ? 6.2383246f : 11.512915f; /* logit(1 - 1/512) logistic, logit(1 - 1e-5) Bernoulli */
-        model_encode(&m, &cal, params, x, R);
-        straddle(&m, params, m.enc.logvar, 0, -6.0f, cal.enc.lv_pre, R, Zt);
-        straddle(&m, params, m.enc.logvar, 1, 2.0f, cal.enc.lv_pre, R, Zt);
-        if (m.hvae) {
-            model_forward(&m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
-            straddle(&m, params, m.q1_logvar, 0, -6.0f, cal.q1_lv_pre, R, Z1);
-            straddle(&m, params, m.q1_logvar, 1, 2.0f, cal.q1_lv_pre, R, Z1);
-            straddle(&m, params, m.pz1_logvar, 0, -6.0f, cal.pz1_lv_pre, R, Z1);
-            straddle(&m, params, m.pz1_logvar, 1, 2.0f, cal.pz1_lv_pre, R, Z1);
-        }
-        model_forward(&m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
-        straddle(&m, params, m.px_mean, 2, -edge, cal.x_pre, R, (int)D);
-        straddle(&m, params, m.px_mean, 3, edge, cal.x_pre, R, (int)D);
-        if (m.logistic) {
-            straddle(&m, params, m.px_logvar, 0, -4.5f, cal.xlv_pre, R, (int)D);
-            straddle(&m, params, m.px_logvar, 1, 0.0f, cal.xlv_pre, R, (int)D);
-        }
-        acts_free(&cal);
-        free(noprior);
-    }
+    calibrate(&m, params, x, eps_top, eps1, R, beta);
 
     /* prior components (K,Ztop) and their gradient, wired as trainer_step wires them */
     float *pm = NULL, *plv = NULL, *dpm = NULL, *dplv = NULL;
@@ -224,9 +270,8 @@ int main(int argc, char **argv)
     CHECK_H5(gg);
     for (int i = 0; i < m.layout.n; i++) {
         const vamp_tensor *t = &m.layout.t[i];
-        size_t cols = t->ndim == 2 ? t->shape[1] : 0;
-        write_ds(gp, t->name, params + t->offset, t->shape[0], cols);
-        write_ds(gg, t->name, grads + t->offset, t->shape[0], cols);
+        write_tensor(gp, t, params + t->offset);
+        write_tensor(gg, t, grads + t->offset);
     }
     CHECK_H5(H5Gclose(gp));
     CHECK_H5(H5Gclose(gg));
@@ -241,6 +286,8 @@ int main(int argc, char **argv)
     attr_s(f, "likelihood", argv[3]);
     attr_s(f, "prior", argv[4]);
     attr_d(f, "D", (double)D);
+    attr_d(f, "height", height);
+    attr_d(f, "width", width);
     attr_d(f, "H", c.hidden);
     attr_d(f, "Z1", c.z1);
     attr_d(f, "Z2", c.z2);
