@@ -222,7 +222,7 @@ static void chunk_forward_backward(vamp_trainer *t, int i, float beta)
     const int R = t->rows_per_chunk;
     const vamp_prior_hooks *h = prior_hooks(m->prior);
     float *G = t->chunk_grads[i], *dpm = NULL, *dplv = NULL;
-    memset(G, 0, m->layout.total * sizeof(float));
+    reducer_zero_chunk(&t->red, G, t->stripe_lo + i); /* what the reduction reads of this chunk */
     if (h->chunk_targets) h->chunk_targets(t, i, &dpm, &dplv);
     double c0 = wall_seconds();
     model_forward(m, &t->acts, t->params, t->xbuf, t->eps_top, t->eps1, R, t->pm, t->plv, beta);

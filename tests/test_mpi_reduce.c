@@ -2,7 +2,7 @@
  * ranks as the plan distributes stripes (unevenly: 7 on 1 rank, 3 + 4 on 2, 1 + 2 + 2 + 2 on 4), must sum to the same bits as a serial fixed-point reference that does not know the rank count, within
  * 1e-6 of the double-precision sum; the sum to owned tensors (chunks moved to their owners, or a reduce-scatter)
  * gives the same bits and the allgather completes them; NaN poisons only its tensor and is reported to every rank;
- * the INT_MAX split path; ordered scalar sums.
+ * the INT_MAX split path; column bounds (parts of a tensor that a chunk never writes, not read); ordered scalar sums.
  * Prints "N passed, M failed" on rank 0 and exits non-zero on failure. */
 #include <math.h>
 #include <stdio.h>
@@ -51,6 +51,67 @@ static void reference(const vamp_layout *l, float *const *chunks, float *out)
             out[l->t[t].offset + i] = (float)ldexp((double)s, -k);
         }
     }
+}
+
+/* Column bounds (reducer_set_column_chunks): chunk g holds tensor "p" (40 x 30, as the VampPrior's pseudo-inputs)
+ * only in columns [30 g / 7, 30 (g + 1) / 7) and zeros elsewhere (a -0.0 among them), tensor "q" everywhere. Summed
+ * with the bounds, with NaN where a chunk holds nothing (not read, never zeroed), by every path: the bits of the
+ * serial reference over the zero-filled chunks. reducer_zero_chunk zeroes just what is read. */
+static void test_column_bounds(int size, int lo, int per)
+{
+    vamp_layout l;
+    layout_init(&l);
+    const int p = layout_add(&l, "p", 40, 30);
+    layout_add(&l, "q", 50, 0);
+    const size_t N = l.total;
+    int bounds[NCHUNK + 1];
+    for (int g = 0; g <= NCHUNK; g++) bounds[g] = pseudo_start(30, NCHUNK, g);
+    float *zeroed[NCHUNK], *holey[NCHUNK];
+    for (int c = 0; c < NCHUNK; c++) {
+        zeroed[c] = calloc(N, sizeof(float));
+        holey[c] = malloc(N * sizeof(float));
+        for (size_t i = 0; i < N; i++) {
+            const size_t col = (i - l.t[p].offset) % 30;
+            const int held = i >= l.t[p].offset + l.t[p].size ||
+                             (col >= (size_t)bounds[c] && col < (size_t)bounds[c + 1]);
+            zeroed[c][i] = held ? value(c, i) : (i % 3 ? 0.0f : -0.0f);
+            holey[c][i] = held ? zeroed[c][i] : NAN;
+        }
+    }
+    float *ref = malloc(N * sizeof(float)), *out = malloc(N * sizeof(float));
+    reference(&l, zeroed, ref);
+    for (int mode = 0; mode < 3; mode++) {
+        testhook_set_reduce_owner_max_chunks(mode == 0 ? NCHUNK : 0);
+        vamp_reducer r;
+        reducer_init(&r, &l, REDUCE_EXACT, MPI_COMM_WORLD);
+        reducer_set_column_chunks(&r, p, bounds, NCHUNK);
+        const char *path = mode == 2 ? "allreduce" : mode == 0 ? "by owner" : "reduce-scatter";
+        char what[160];
+        int bad = mode == 2 ? reducer_sum(&r, out, holey + lo, per, NCHUNK)
+                            : reducer_sum_owned(&r, out, holey + lo, per, NCHUNK);
+        snprintf(what, sizeof what, "column bounds, %s: all finite reported (the NaN columns are not read)", path);
+        check(bad == -1, what);
+        const size_t base = mode == 2 ? 0 : (size_t)r.displs[rank], n = mode == 2 ? N : (size_t)r.counts[rank];
+        snprintf(what, sizeof what, "column bounds, %s: the bits of the zero-filled chunks' sum", path);
+        check(memcmp(out, ref + base, n * sizeof(float)) == 0, what);
+        if (mode == 0) {
+            float *z = malloc(N * sizeof(float));
+            for (size_t i = 0; i < N; i++) z[i] = NAN;
+            reducer_zero_chunk(&r, z, 2);
+            int ok = 1;
+            for (size_t i = 0; i < N; i++) ok &= isnan(holey[2][i]) ? isnan(z[i]) : z[i] == 0.0f;
+            check(ok, "column bounds: reducer_zero_chunk zeroes what a sum reads, nothing else");
+            free(z);
+        }
+        reducer_free(&r);
+    }
+    testhook_set_reduce_owner_max_chunks(-1);
+    for (int c = 0; c < NCHUNK; c++) {
+        free(zeroed[c]);
+        free(holey[c]);
+    }
+    free(ref);
+    free(out);
 }
 
 int main(int argc, char **argv)
@@ -193,6 +254,8 @@ int main(int argc, char **argv)
     }
     testhook_set_reduce_owner_max_chunks(-1);
     reducer_free(&r);
+
+    test_column_bounds(size, lo, per);
 
     double local[NCHUNK * 2], sum[2], want[2] = {0, 0};
     for (int c = 0; c < per; c++)
