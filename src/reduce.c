@@ -75,6 +75,7 @@ void reducer_free(vamp_reducer *r)
 {
     if (r->col_bounds)
         for (int t = 0; t < r->layout->n; t++) free(r->col_bounds[t]);
+    free(r->slice_clear);
     void *owned[] = {r->acc,        r->acc_own,    r->fsum,       r->slices_in,  (void *)r->slices,
                      r->nlocal_of,  r->sendcounts, r->recvcounts, r->recvdispls, r->maxbits,
                      r->exps,       r->counts,     r->displs,     r->slice_chunk, r->col_bounds};
@@ -114,6 +115,17 @@ VECTOR_KERNEL static void add_rounded(double *restrict acc, const float *restric
 {
     const double magic = 0x1.8p52;
     for (size_t i = 0; i < n; i++) acc[i] += ((double)x[i] * scale + magic) - magic;
+}
+
+/* add_rounded, and x = 0 once read (reducer_consume_chunks): the line is in L1 now, where a separate zeroing pass
+ * before the next step would find it evicted. */
+VECTOR_KERNEL static void add_rounded_clear(double *restrict acc, float *restrict x, size_t n, double scale)
+{
+    const double magic = 0x1.8p52;
+    for (size_t i = 0; i < n; i++) {
+        acc[i] += ((double)x[i] * scale + magic) - magic;
+        x[i] = 0.0f;
+    }
 }
 
 VECTOR_KERNEL static void add_floats(float *restrict out, const float *restrict x, size_t n)
@@ -198,18 +210,25 @@ static span chunk_span(const vamp_reducer *r, int t, int g)
     return (span){T->shape[0], T->shape[1], (size_t)b[g], (size_t)b[g + 1]};
 }
 
-void reducer_zero_chunk(const vamp_reducer *r, float *chunk, int g)
+
+/* Tensor t of chunk g (x: its first element) zeroed where a sum reads it. */
+static void span_zero(const vamp_reducer *r, float *x, int t, int g)
+{
+    const span s = chunk_span(r, t, g);
+    for (size_t i = 0; i < s.rows; i++) memset(x + i * s.cols + s.lo, 0, (s.hi - s.lo) * sizeof(float));
+}
+
+void reducer_consume_chunks(vamp_reducer *r) { r->consume = r->mode == REDUCE_EXACT; }
+
+void reducer_prepare_chunk(const vamp_reducer *r, float *chunk, int g)
 {
     const vamp_layout *l = r->layout;
+    if (r->consume) return; /* the last sum left it zero */
     if (!r->col_bounds || r->mode == REDUCE_FAST) {
         memset(chunk, 0, l->total * sizeof(float));
         return;
     }
-    for (int t = 0; t < l->n; t++) {
-        const span s = chunk_span(r, t, g);
-        float *x = chunk + l->t[t].offset + s.lo;
-        for (size_t i = 0; i < s.rows; i++) memset(x + i * s.cols, 0, (s.hi - s.lo) * sizeof(float));
-    }
+    for (int t = 0; t < l->n; t++) span_zero(r, chunk + l->t[t].offset, t, g);
 }
 
 /* Exact mode, column bounds set: the sums must see the plan's chunks, or a chunk's columns would be wrong. */
@@ -220,12 +239,14 @@ static void check_plan_chunks(const vamp_reducer *r, int nlocal, int nglobal, in
                    "(a caller bug)");
 }
 
-/* r->slice_chunk holds at least n entries (grown at a first call). */
+/* r->slice_chunk and r->slice_clear hold at least n entries (grown at a first call). */
 static void slice_chunks_fit(vamp_reducer *r, int n)
 {
     if (r->slice_chunk_cap >= n) return;
     free(r->slice_chunk);
+    free(r->slice_clear);
     r->slice_chunk = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    r->slice_clear = xmalloc((size_t)(n > 0 ? n : 1));
     r->slice_chunk_cap = n;
 }
 
@@ -241,15 +262,30 @@ static int32_t slices_max(const vamp_reducer *r, const float *const *slices, con
 }
 
 /* acc (len) += the grid values of columns [j0, j0 + len) of row `row` of tensor t in every slice that holds them,
- * in slice order (slices[k] + off: tensor t of global chunk g[k]). Skipped columns would add +0: no change. */
+ * in slice order (slices[k] + off: tensor t of global chunk g[k]). Skipped columns would add +0: no change. The
+ * slices that r->slice_clear marks (this rank's own chunks, when it consumes them) are zeroed as they are read. */
 static void slices_add_block(const vamp_reducer *r, double *acc, const float *const *slices, const int *g, int ns,
                              int t, size_t off, size_t row, size_t j0, size_t len, double scale)
 {
     for (int k = 0; k < ns; k++) {
         const span s = chunk_span(r, t, g[k]);
         const size_t a = j0 > s.lo ? j0 : s.lo, b = j0 + len < s.hi ? j0 + len : s.hi;
-        if (a < b) add_rounded(acc + (a - j0), slices[k] + off + row * s.cols + a, b - a, scale);
+        if (a >= b) continue;
+        const float *x = slices[k] + off + row * s.cols + a;
+        if (r->slice_clear[k]) /* the caller's own chunk: writable (only the const of the shared array is cast) */
+            add_rounded_clear(acc + (a - j0), (float *)x, b - a, scale);
+        else
+            add_rounded(acc + (a - j0), x, b - a, scale);
     }
+}
+
+
+/* Tensor t of every slice that r->slice_clear marks, zeroed where a sum reads it: the consumed chunks of a tensor
+ * that was not added (all zero, or not finite). */
+static void slices_clear(const vamp_reducer *r, const float *const *slices, const int *g, int ns, int t, size_t off)
+{
+    for (int k = 0; k < ns; k++)
+        if (r->slice_clear[k]) span_zero(r, (float *)slices[k] + off, t, g[k]);
 }
 
 /* Exact mode, steps 1-3: the global per-tensor maxima and scales, and the local chunks rounded to the grid and
@@ -261,7 +297,10 @@ static int round_local_chunks(vamp_reducer *r, float *const *chunks, int nlocal,
     plan_rank_stripes(nglobal, r->size, r->rank, &lo, &hi);
     check_plan_chunks(r, nlocal, nglobal, lo, hi);
     slice_chunks_fit(r, nlocal);
-    for (int c = 0; c < nlocal; c++) r->slice_chunk[c] = lo + c;
+    for (int c = 0; c < nlocal; c++) {
+        r->slice_chunk[c] = lo + c;
+        r->slice_clear[c] = (unsigned char)r->consume;
+    }
     const float *const *sl = (const float *const *)chunks;
     /* 1. per-tensor max |x| over the local chunks, then over all ranks (MPI_MAX on the bits is exact) */
     for (int t = 0; t < l->n; t++) r->maxbits[t] = slices_max(r, sl, r->slice_chunk, nlocal, t, l->t[t].offset);
@@ -279,7 +318,10 @@ static int round_local_chunks(vamp_reducer *r, float *const *chunks, int nlocal,
         const size_t off = l->t[t].offset, n = l->t[t].size;
         double *a = r->acc + off;
         memset(a, 0, n * sizeof(double));
-        if (r->maxbits[t] == 0 || r->maxbits[t] >= INF_BITS) continue; /* all zero, or poisoned */
+        if (r->maxbits[t] == 0 || r->maxbits[t] >= INF_BITS) { /* all zero, or poisoned */
+            slices_clear(r, sl, r->slice_chunk, nlocal, t, off);
+            continue;
+        }
         const double scale = ldexp(1.0, r->exps[t]);
         const span s = chunk_span(r, t, 0);
         for (size_t row = 0; row < s.rows; row++)
@@ -318,6 +360,13 @@ int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, i
     return bad;
 }
 
+/* A consumed chunk g's tensors owned by other ranks, once sent to them: zeroed where a sum reads them. */
+static void zero_sent(const vamp_reducer *r, float *chunk, int g)
+{
+    for (int t = 0; t < r->layout->n; t++)
+        if (t < r->t_lo || t >= r->t_hi) span_zero(r, chunk + r->layout->t[t].offset, t, g);
+}
+
 /* Exact mode, the owner's rounding of its tensor t from the ns slices of r->slices (r->slice_chunk: their global
  * chunks) into o (the tensor's place in out), in L1-sized blocks of one row: no full-size accumulator. Returns 1
  * if the tensor holds a NaN or Inf (then all NaN). */
@@ -325,6 +374,8 @@ static int owner_round_tensor(const vamp_reducer *r, float *o, int t, size_t off
 {
     const int32_t mx = slices_max(r, r->slices, r->slice_chunk, ns, t, off);
     const span s = chunk_span(r, t, 0);
+    if (mx >= INF_BITS || mx == 0) /* not added: consumed chunks are zeroed here */
+        slices_clear(r, r->slices, r->slice_chunk, ns, t, off);
     if (mx >= INF_BITS) {
         for (size_t i = 0; i < s.rows * s.cols; i++) o[i] = NAN;
         return 1;
@@ -371,6 +422,7 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
     for (int c = 0; c < nlocal_max; c++) {
         if (c < nlocal) {
             r->slice_chunk[ns] = lo + c;
+            r->slice_clear[ns] = (unsigned char)r->consume;
             r->slices[ns++] = chunks[c] + base;
         }
         if (P == 1) continue;
@@ -382,12 +434,14 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
                 int qlo, qhi;
                 plan_rank_stripes(nglobal, P, q, &qlo, &qhi);
                 r->slice_chunk[ns] = qlo + c;
+                r->slice_clear[ns] = 0; /* a received copy */
                 r->slices[ns++] = in + (size_t)q * own;
             }
         }
         const float *send = c < nlocal ? chunks[c] : out; /* out: any distinct buffer, nothing is sent */
         CHECK_MPI(MPI_Alltoallv(send, r->sendcounts, r->displs, MPI_FLOAT, in, r->recvcounts, r->recvdispls,
                                 MPI_FLOAT, r->comm));
+        if (c < nlocal && r->consume) zero_sent(r, chunks[c], lo + c);
     }
     const int h = headroom_bits(nglobal);
     int bad = -1;

@@ -33,6 +33,8 @@ typedef struct {
     const float **slices; /* (slices_cap x size) every chunk's slice of the owned tensors */
     int slices_cap;   /* the most chunks per rank that slices_in and slices hold */
     int *slice_chunk; /* (slice_chunk_cap) the global chunk index of each slice being summed */
+    unsigned char *slice_clear; /* (slice_chunk_cap) 1: that slice is this rank's own chunk, zeroed as it is read */
+    int consume;      /* reducer_consume_chunks was called (exact mode) */
     int slice_chunk_cap;
     int **col_bounds; /* (layout->n) NULL, or per tensor NULL or (col_nglobal + 1) column bounds of each chunk:
                          reducer_set_column_chunks */
@@ -56,13 +58,21 @@ void reducer_free(vamp_reducer *r);
  * nglobal. (The VampPrior: pseudo-input chunk s back-propagates into its own pseudo-inputs' columns only.) */
 void reducer_set_column_chunks(vamp_reducer *r, int t, const int *bounds, int nglobal);
 
-/* Not collective. Zeroes what a sum reads of chunk g (global index) before its gradient is accumulated: all of it,
- * except the columns of other chunks in a tensor given to reducer_set_column_chunks (exact mode only: the fast
- * mode adds whole buffers). */
-void reducer_zero_chunk(const vamp_reducer *r, float *chunk, int g);
+/* Not collective. From now on the exact sums leave every chunk zero wherever a sum reads it: each value is zeroed
+ * as it is read (in L1 then: a separate zeroing pass before the next accumulation finds the chunks evicted and
+ * costs about half as much as the sum). For a caller that accumulates into the same chunks again, from zero. No effect
+ * in fast mode. */
+void reducer_consume_chunks(vamp_reducer *r);
+
+/* Not collective. Makes chunk g (global index) ready to accumulate into: zero wherever a sum reads it (all of it,
+ * except the columns of other chunks in a tensor given to reducer_set_column_chunks, exact mode). Nothing to do
+ * after reducer_consume_chunks: the last sum left the chunk so (a chunk that was never summed must then start
+ * zeroed, e.g. from calloc). */
+void reducer_prepare_chunk(const vamp_reducer *r, float *chunk, int g);
 
 /* Collective. out (layout->total) = sum of all chunks on all ranks. This rank holds chunks[0..nlocal);
- * nglobal is the total number of chunks over all ranks (for headroom). Chunks are not modified.
+ * nglobal is the total number of chunks over all ranks (for headroom). Chunks are not modified (unless
+ * reducer_consume_chunks: then zeroed where read).
  * exact: a tensor holding a NaN or Inf in any chunk comes out as NaN everywhere (its scale would be meaningless).
  * Returns the index of the first tensor of out that is not finite, or -1: the same on every rank.
  * Each MPI call carries at most INT_MAX / 2 elements (a larger sum is split into several calls; the layout itself
