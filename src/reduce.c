@@ -210,7 +210,6 @@ static span chunk_span(const vamp_reducer *r, int t, int g)
     return (span){T->shape[0], T->shape[1], (size_t)b[g], (size_t)b[g + 1]};
 }
 
-
 /* Tensor t of chunk g (x: its first element) zeroed where a sum reads it. */
 static void span_zero(const vamp_reducer *r, float *x, int t, int g)
 {
@@ -278,7 +277,6 @@ static void slices_add_block(const vamp_reducer *r, double *acc, const float *co
             add_rounded(acc + (a - j0), x, b - a, scale);
     }
 }
-
 
 /* Tensor t of every slice that r->slice_clear marks, zeroed where a sum reads it: the consumed chunks of a tensor
  * that was not added (all zero, or not finite). */
