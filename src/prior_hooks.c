@@ -51,6 +51,12 @@ static void vamp_init(vamp_trainer *t)
         int s = t->stripe_lo + i;
         enc_acts_init(&t->pseudo_acts[i], m, pseudo_start(K, t->S, s + 1) - pseudo_start(K, t->S, s), 1);
     }
+    /* pseudo-input chunk s back-propagates into its own columns of the (D, K) pseudo-inputs only: the reduction
+     * reads just those (3/4 of the tensor in every chunk skipped at 4 stripes), and they alone are zeroed */
+    int *bounds = xmalloc(((size_t)t->S + 1) * sizeof(int));
+    for (int s = 0; s <= t->S; s++) bounds[s] = pseudo_start(K, t->S, s);
+    reducer_set_column_chunks(&t->red, m->pseudo, bounds, t->S);
+    free(bounds);
     t->pk_counts = xmalloc((size_t)t->size * sizeof(int));
     t->pk_displs = xmalloc((size_t)t->size * sizeof(int));
     for (int r = 0; r < t->size; r++) { /* the pseudo-input rows of rank r's chunks, in floats */

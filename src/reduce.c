@@ -73,9 +73,12 @@ void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, 
 
 void reducer_free(vamp_reducer *r)
 {
-    void *owned[] = {r->acc,       r->acc_own,    r->fsum,       r->slices_in, (void *)r->slices,
-                     r->nlocal_of, r->sendcounts, r->recvcounts, r->recvdispls, r->maxbits,
-                     r->exps,      r->counts,     r->displs};
+    if (r->col_bounds)
+        for (int t = 0; t < r->layout->n; t++) free(r->col_bounds[t]);
+    free(r->slice_clear);
+    void *owned[] = {r->acc,        r->acc_own,    r->fsum,       r->slices_in,  (void *)r->slices,
+                     r->nlocal_of,  r->sendcounts, r->recvcounts, r->recvdispls, r->maxbits,
+                     r->exps,       r->counts,     r->displs,     r->slice_chunk, r->col_bounds};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) free(owned[i]);
     memset(r, 0, sizeof *r);
 }
@@ -112,6 +115,17 @@ VECTOR_KERNEL static void add_rounded(double *restrict acc, const float *restric
 {
     const double magic = 0x1.8p52;
     for (size_t i = 0; i < n; i++) acc[i] += ((double)x[i] * scale + magic) - magic;
+}
+
+/* add_rounded, and x = 0 once read (reducer_consume_chunks): the line is in L1 now, where a separate zeroing pass
+ * before the next step would find it evicted. */
+VECTOR_KERNEL static void add_rounded_clear(double *restrict acc, float *restrict x, size_t n, double scale)
+{
+    const double magic = 0x1.8p52;
+    for (size_t i = 0; i < n; i++) {
+        acc[i] += ((double)x[i] * scale + magic) - magic;
+        x[i] = 0.0f;
+    }
 }
 
 VECTOR_KERNEL static void add_floats(float *restrict out, const float *restrict x, size_t n)
@@ -169,17 +183,125 @@ static int grid_exponent(int32_t maxbits, int h)
     return 51 - h - ((biased ? biased : 1) - 126);
 }
 
+void reducer_set_column_chunks(vamp_reducer *r, int t, const int *bounds, int nglobal)
+{
+    const vamp_tensor *T = &r->layout->t[t];
+    int ok = T->ndim == 2 && nglobal >= 1 && (r->col_nglobal == 0 || r->col_nglobal == nglobal) && bounds[0] == 0 &&
+             (size_t)bounds[nglobal] == T->shape[1];
+    for (int g = 0; ok && g < nglobal; g++) ok = bounds[g] <= bounds[g + 1];
+    if (!ok) vamp_fatal(__FILE__, __LINE__, "reducer_set_column_chunks", "bounds must run from 0 to the columns of a "
+                        "2-D tensor, non-decreasing, for one chunk count (a caller bug)");
+    if (!r->col_bounds) r->col_bounds = xcalloc((size_t)r->layout->n * sizeof(int *));
+    free(r->col_bounds[t]);
+    r->col_bounds[t] = xmalloc(((size_t)nglobal + 1) * sizeof(int));
+    memcpy(r->col_bounds[t], bounds, ((size_t)nglobal + 1) * sizeof(int));
+    r->col_nglobal = nglobal;
+}
+
+/* What chunk g (global index) may hold of tensor t: columns [lo, hi) of each of `rows` rows of `cols` elements; a
+ * tensor without column bounds is one row, all of it. */
+typedef struct { size_t rows, cols, lo, hi; } span;
+
+static span chunk_span(const vamp_reducer *r, int t, int g)
+{
+    const vamp_tensor *T = &r->layout->t[t];
+    const int *b = r->col_bounds ? r->col_bounds[t] : NULL;
+    if (!b) return (span){1, T->size, 0, T->size};
+    return (span){T->shape[0], T->shape[1], (size_t)b[g], (size_t)b[g + 1]};
+}
+
+/* Tensor t of chunk g (x: its first element) zeroed where a sum reads it. */
+static void span_zero(const vamp_reducer *r, float *x, int t, int g)
+{
+    const span s = chunk_span(r, t, g);
+    for (size_t i = 0; i < s.rows; i++) memset(x + i * s.cols + s.lo, 0, (s.hi - s.lo) * sizeof(float));
+}
+
+void reducer_consume_chunks(vamp_reducer *r) { r->consume = r->mode == REDUCE_EXACT; }
+
+void reducer_prepare_chunk(const vamp_reducer *r, float *chunk, int g)
+{
+    const vamp_layout *l = r->layout;
+    if (r->consume) return; /* the last sum left it zero */
+    if (!r->col_bounds || r->mode == REDUCE_FAST) {
+        memset(chunk, 0, l->total * sizeof(float));
+        return;
+    }
+    for (int t = 0; t < l->n; t++) span_zero(r, chunk + l->t[t].offset, t, g);
+}
+
+/* Exact mode, column bounds set: the sums must see the plan's chunks, or a chunk's columns would be wrong. */
+static void check_plan_chunks(const vamp_reducer *r, int nlocal, int nglobal, int lo, int hi)
+{
+    if (r->col_bounds && (nglobal != r->col_nglobal || nlocal != hi - lo))
+        vamp_fatal(__FILE__, __LINE__, "reducer_sum", "with column bounds the chunks must be the plan's "
+                   "(a caller bug)");
+}
+
+/* r->slice_chunk and r->slice_clear hold at least n entries (grown at a first call). */
+static void slice_chunks_fit(vamp_reducer *r, int n)
+{
+    if (r->slice_chunk_cap >= n) return;
+    free(r->slice_chunk);
+    free(r->slice_clear);
+    r->slice_chunk = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    r->slice_clear = xmalloc((size_t)(n > 0 ? n : 1));
+    r->slice_chunk_cap = n;
+}
+
+/* max |x| bits of tensor t over the slices (slices[k] + off: tensor t of global chunk g[k]), only what each holds. */
+static int32_t slices_max(const vamp_reducer *r, const float *const *slices, const int *g, int ns, int t, size_t off)
+{
+    int32_t mx = 0;
+    for (int k = 0; k < ns; k++) {
+        const span s = chunk_span(r, t, g[k]);
+        for (size_t i = 0; i < s.rows; i++) mx = max_abs_bits(slices[k] + off + i * s.cols + s.lo, s.hi - s.lo, mx);
+    }
+    return mx;
+}
+
+/* acc (len) += the grid values of columns [j0, j0 + len) of row `row` of tensor t in every slice that holds them,
+ * in slice order (slices[k] + off: tensor t of global chunk g[k]). Skipped columns would add +0: no change. The
+ * slices that r->slice_clear marks (this rank's own chunks, when it consumes them) are zeroed as they are read. */
+static void slices_add_block(const vamp_reducer *r, double *acc, const float *const *slices, const int *g, int ns,
+                             int t, size_t off, size_t row, size_t j0, size_t len, double scale)
+{
+    for (int k = 0; k < ns; k++) {
+        const span s = chunk_span(r, t, g[k]);
+        const size_t a = j0 > s.lo ? j0 : s.lo, b = j0 + len < s.hi ? j0 + len : s.hi;
+        if (a >= b) continue;
+        const float *x = slices[k] + off + row * s.cols + a;
+        if (r->slice_clear[k]) /* the caller's own chunk: writable (only the const of the shared array is cast) */
+            add_rounded_clear(acc + (a - j0), (float *)x, b - a, scale);
+        else
+            add_rounded(acc + (a - j0), x, b - a, scale);
+    }
+}
+
+/* Tensor t of every slice that r->slice_clear marks, zeroed where a sum reads it: the consumed chunks of a tensor
+ * that was not added (all zero, or not finite). */
+static void slices_clear(const vamp_reducer *r, const float *const *slices, const int *g, int ns, int t, size_t off)
+{
+    for (int k = 0; k < ns; k++)
+        if (r->slice_clear[k]) span_zero(r, (float *)slices[k] + off, t, g[k]);
+}
+
 /* Exact mode, steps 1-3: the global per-tensor maxima and scales, and the local chunks rounded to the grid and
  * summed into r->acc (every tensor). Returns the first tensor holding a NaN or Inf anywhere, or -1. */
 static int round_local_chunks(vamp_reducer *r, float *const *chunks, int nlocal, int nglobal)
 {
     const vamp_layout *l = r->layout;
-    /* 1. per-tensor max |x| over the local chunks, then over all ranks (MPI_MAX on the bits is exact) */
-    for (int t = 0; t < l->n; t++) {
-        int32_t mx = 0;
-        for (int c = 0; c < nlocal; c++) mx = max_abs_bits(chunks[c] + l->t[t].offset, l->t[t].size, mx);
-        r->maxbits[t] = mx;
+    int lo, hi;
+    plan_rank_stripes(nglobal, r->size, r->rank, &lo, &hi);
+    check_plan_chunks(r, nlocal, nglobal, lo, hi);
+    slice_chunks_fit(r, nlocal);
+    for (int c = 0; c < nlocal; c++) {
+        r->slice_chunk[c] = lo + c;
+        r->slice_clear[c] = (unsigned char)r->consume;
     }
+    const float *const *sl = (const float *const *)chunks;
+    /* 1. per-tensor max |x| over the local chunks, then over all ranks (MPI_MAX on the bits is exact) */
+    for (int t = 0; t < l->n; t++) r->maxbits[t] = slices_max(r, sl, r->slice_chunk, nlocal, t, l->t[t].offset);
     CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, r->maxbits, l->n, MPI_INT32_T, MPI_MAX, r->comm));
     /* 2. scale 2^k per tensor */
     const int h = headroom_bits(nglobal);
@@ -194,12 +316,17 @@ static int round_local_chunks(vamp_reducer *r, float *const *chunks, int nlocal,
         const size_t off = l->t[t].offset, n = l->t[t].size;
         double *a = r->acc + off;
         memset(a, 0, n * sizeof(double));
-        if (r->maxbits[t] == 0 || r->maxbits[t] >= INF_BITS) continue; /* all zero, or poisoned */
-        const double scale = ldexp(1.0, r->exps[t]);
-        for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
-            const size_t len = n - i0 < BLOCK ? n - i0 : BLOCK;
-            for (int c = 0; c < nlocal; c++) add_rounded(a + i0, chunks[c] + off + i0, len, scale);
+        if (r->maxbits[t] == 0 || r->maxbits[t] >= INF_BITS) { /* all zero, or poisoned */
+            slices_clear(r, sl, r->slice_chunk, nlocal, t, off);
+            continue;
         }
+        const double scale = ldexp(1.0, r->exps[t]);
+        const span s = chunk_span(r, t, 0);
+        for (size_t row = 0; row < s.rows; row++)
+            for (size_t j0 = 0; j0 < s.cols; j0 += BLOCK) {
+                const size_t len = s.cols - j0 < BLOCK ? s.cols - j0 : BLOCK;
+                slices_add_block(r, a + row * s.cols + j0, sl, r->slice_chunk, nlocal, t, off, row, j0, len, scale);
+            }
     }
     return bad;
 }
@@ -231,6 +358,39 @@ int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, i
     return bad;
 }
 
+/* A consumed chunk g's tensors owned by other ranks, once sent to them: zeroed where a sum reads them. */
+static void zero_sent(const vamp_reducer *r, float *chunk, int g)
+{
+    for (int t = 0; t < r->layout->n; t++)
+        if (t < r->t_lo || t >= r->t_hi) span_zero(r, chunk + r->layout->t[t].offset, t, g);
+}
+
+/* Exact mode, the owner's rounding of its tensor t from the ns slices of r->slices (r->slice_chunk: their global
+ * chunks) into o (the tensor's place in out), in L1-sized blocks of one row: no full-size accumulator. Returns 1
+ * if the tensor holds a NaN or Inf (then all NaN). */
+static int owner_round_tensor(const vamp_reducer *r, float *o, int t, size_t off, int ns, int h)
+{
+    const int32_t mx = slices_max(r, r->slices, r->slice_chunk, ns, t, off);
+    const span s = chunk_span(r, t, 0);
+    if (mx >= INF_BITS || mx == 0) /* not added: consumed chunks are zeroed here */
+        slices_clear(r, r->slices, r->slice_chunk, ns, t, off);
+    if (mx >= INF_BITS) {
+        for (size_t i = 0; i < s.rows * s.cols; i++) o[i] = NAN;
+        return 1;
+    }
+    const int e = grid_exponent(mx, h);
+    const double scale = ldexp(1.0, e), inv = ldexp(1.0, -e);
+    double block[BLOCK];
+    for (size_t row = 0; row < s.rows; row++)
+        for (size_t j0 = 0; j0 < s.cols; j0 += BLOCK) {
+            const size_t len = s.cols - j0 < BLOCK ? s.cols - j0 : BLOCK;
+            memset(block, 0, len * sizeof(double));
+            if (mx != 0) slices_add_block(r, block, r->slices, r->slice_chunk, ns, t, off, row, j0, len, scale);
+            scale_to_float(o + row * s.cols + j0, block, len, inv);
+        }
+    return 0;
+}
+
 /* Exact mode, the owner's way: every local chunk's slice of another rank's tensors goes to that rank (one
  * MPI_Alltoallv of floats per local chunk index), and each rank rounds all chunks of its own tensors to the grid
  * in L1-sized blocks and straight back to floats. With at most two chunks per rank this moves no more bytes than
@@ -243,6 +403,9 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
     const vamp_layout *l = r->layout;
     const int P = r->size, me = r->rank;
     const size_t own = (size_t)r->counts[me], base = (size_t)r->displs[me];
+    int lo, hi;
+    plan_rank_stripes(nglobal, P, me, &lo, &hi);
+    check_plan_chunks(r, nlocal, nglobal, lo, hi);
     if (r->slices_cap < nlocal_max) { /* grown at the first call (and if a later one has more chunks) */
         free(r->slices_in);
         free(r->slices);
@@ -250,43 +413,39 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
         r->slices = xmalloc((size_t)nlocal_max * (size_t)P * sizeof(float *));
         r->slices_cap = nlocal_max;
     }
-    /* the slices of this rank's tensors: its own chunks in place, the others' received */
+    slice_chunks_fit(r, nlocal_max * P);
+    /* the slices of this rank's tensors: its own chunks in place, the others' received; and their global chunks
+     * (the plan's numbering: only column bounds need it) */
     int ns = 0;
     for (int c = 0; c < nlocal_max; c++) {
-        if (c < nlocal) r->slices[ns++] = chunks[c] + base;
+        if (c < nlocal) {
+            r->slice_chunk[ns] = lo + c;
+            r->slice_clear[ns] = (unsigned char)r->consume;
+            r->slices[ns++] = chunks[c] + base;
+        }
         if (P == 1) continue;
         float *in = r->slices_in + (size_t)c * (size_t)P * own; /* (P x own): from rank q at q * own */
         for (int q = 0; q < P; q++) {
             r->sendcounts[q] = c < nlocal && q != me ? r->counts[q] : 0;
             r->recvcounts[q] = c < r->nlocal_of[q] && q != me ? (int)own : 0;
-            if (r->recvcounts[q]) r->slices[ns++] = in + (size_t)q * own;
+            if (r->recvcounts[q]) {
+                int qlo, qhi;
+                plan_rank_stripes(nglobal, P, q, &qlo, &qhi);
+                r->slice_chunk[ns] = qlo + c;
+                r->slice_clear[ns] = 0; /* a received copy */
+                r->slices[ns++] = in + (size_t)q * own;
+            }
         }
         const float *send = c < nlocal ? chunks[c] : out; /* out: any distinct buffer, nothing is sent */
         CHECK_MPI(MPI_Alltoallv(send, r->sendcounts, r->displs, MPI_FLOAT, in, r->recvcounts, r->recvdispls,
                                 MPI_FLOAT, r->comm));
+        if (c < nlocal && r->consume) zero_sent(r, chunks[c], lo + c);
     }
     const int h = headroom_bits(nglobal);
     int bad = -1;
-    double block[BLOCK];
     for (int t = r->t_lo; t < r->t_hi; t++) {
-        const size_t off = l->t[t].offset - base, n = l->t[t].size;
-        int32_t mx = 0;
-        for (int k = 0; k < ns; k++) mx = max_abs_bits(r->slices[k] + off, n, mx);
-        float *o = out + off;
-        if (mx >= INF_BITS) {
-            for (size_t i = 0; i < n; i++) o[i] = NAN;
-            if (bad < 0) bad = t;
-            continue;
-        }
-        const int e = grid_exponent(mx, h);
-        const double scale = ldexp(1.0, e), inv = ldexp(1.0, -e);
-        for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
-            const size_t len = n - i0 < BLOCK ? n - i0 : BLOCK;
-            memset(block, 0, len * sizeof(double));
-            if (mx != 0)
-                for (int k = 0; k < ns; k++) add_rounded(block, r->slices[k] + off + i0, len, scale);
-            scale_to_float(o + i0, block, len, inv);
-        }
+        const size_t off = l->t[t].offset - base;
+        if (owner_round_tensor(r, out + off, t, off, ns, h) && bad < 0) bad = t;
     }
     return agree_first_bad(r, bad);
 }

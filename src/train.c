@@ -96,6 +96,7 @@ static void init_gradients(vamp_trainer *t)
     t->chunk_grads = xmalloc((size_t)t->nloc * sizeof(float *));
     for (int i = 0; i < t->nloc; i++) t->chunk_grads[i] = xcalloc(N * sizeof(float));
     reducer_init(&t->red, &t->model.layout, t->cfg.reduce, t->comm);
+    reducer_consume_chunks(&t->red); /* the chunks start zeroed (xcalloc), and each sum leaves them so */
     /* the optimiser is sharded: this rank's gradient sum and Adam moments cover only the tensors it owns */
     const size_t own = (size_t)t->red.counts[t->rank] + 1; /* + 1: a rank may own nothing */
     t->grads = xcalloc(own * sizeof(float));
@@ -222,7 +223,7 @@ static void chunk_forward_backward(vamp_trainer *t, int i, float beta)
     const int R = t->rows_per_chunk;
     const vamp_prior_hooks *h = prior_hooks(m->prior);
     float *G = t->chunk_grads[i], *dpm = NULL, *dplv = NULL;
-    memset(G, 0, m->layout.total * sizeof(float));
+    reducer_prepare_chunk(&t->red, G, t->stripe_lo + i); /* zero where the reduction reads it */
     if (h->chunk_targets) h->chunk_targets(t, i, &dpm, &dplv);
     double c0 = wall_seconds();
     model_forward(m, &t->acts, t->params, t->xbuf, t->eps_top, t->eps1, R, t->pm, t->plv, beta);

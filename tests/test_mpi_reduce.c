@@ -2,7 +2,7 @@
  * ranks as the plan distributes stripes (unevenly: 7 on 1 rank, 3 + 4 on 2, 1 + 2 + 2 + 2 on 4), must sum to the same bits as a serial fixed-point reference that does not know the rank count, within
  * 1e-6 of the double-precision sum; the sum to owned tensors (chunks moved to their owners, or a reduce-scatter)
  * gives the same bits and the allgather completes them; NaN poisons only its tensor and is reported to every rank;
- * the INT_MAX split path; ordered scalar sums.
+ * the INT_MAX split path; column bounds (parts of a tensor that a chunk never writes, not read); ordered scalar sums.
  * Prints "N passed, M failed" on rank 0 and exits non-zero on failure. */
 #include <math.h>
 #include <stdio.h>
@@ -51,6 +51,107 @@ static void reference(const vamp_layout *l, float *const *chunks, float *out)
             out[l->t[t].offset + i] = (float)ldexp((double)s, -k);
         }
     }
+}
+
+/* One consumed sum (path 0 by owner, 1 reduce-scatter, 2 allreduce) of copies of this rank's holey chunks: the bits
+ * of ref (finite case), the first non-finite tensor reported (poisoned case), and the copies zero where a sum reads
+ * them, untouched (NaN) in the columns it does not. */
+static void consumed_sums(const vamp_layout *l, int p, const int *bounds, float *const *holey, const float *ref,
+                          int path, int poison, int lo, int per)
+{
+    const size_t N = l->total;
+    float *copy[NCHUNK], *out = malloc(N * sizeof(float));
+    for (int c = 0; c < per; c++) {
+        copy[c] = malloc(N * sizeof(float));
+        memcpy(copy[c], holey[lo + c], N * sizeof(float));
+        if (poison && lo + c == 0) copy[c][l->t[1].offset + 7] = NAN;
+    }
+    testhook_set_reduce_owner_max_chunks(path == 0 ? NCHUNK : 0);
+    vamp_reducer r;
+    reducer_init(&r, l, REDUCE_EXACT, MPI_COMM_WORLD);
+    reducer_set_column_chunks(&r, p, bounds, NCHUNK);
+    reducer_consume_chunks(&r);
+    int bad = path == 2 ? reducer_sum(&r, out, copy, per, NCHUNK) : reducer_sum_owned(&r, out, copy, per, NCHUNK);
+    const char *name = path == 2 ? "allreduce" : path == 0 ? "by owner" : "reduce-scatter";
+    char what[160];
+    snprintf(what, sizeof what, "consumed, %s%s: %s", name, poison ? ", a NaN" : "",
+             poison ? "its tensor reported" : "all finite, the bits of the unconsumed sum");
+    const size_t base = path == 2 ? 0 : (size_t)r.displs[rank], n = path == 2 ? N : (size_t)r.counts[rank];
+    check(poison ? bad == 1 : bad == -1 && memcmp(out, ref + base, n * sizeof(float)) == 0, what);
+    int ok = 1;
+    for (int c = 0; c < per; c++)
+        for (size_t i = 0; i < N; i++) ok &= isnan(holey[lo + c][i]) ? isnan(copy[c][i]) : copy[c][i] == 0.0f;
+    snprintf(what, sizeof what, "consumed, %s%s: the chunks zero where read, untouched elsewhere", name,
+             poison ? ", a NaN" : "");
+    check(ok, what);
+    reducer_free(&r);
+    for (int c = 0; c < per; c++) free(copy[c]);
+    free(out);
+}
+
+/* Column bounds (reducer_set_column_chunks): chunk g holds tensor "p" (40 x 30, as the VampPrior's pseudo-inputs)
+ * only in columns [30 g / 7, 30 (g + 1) / 7) and zeros elsewhere (a -0.0 among them), tensor "q" everywhere. Summed
+ * with the bounds, with NaN where a chunk holds nothing (not read, never zeroed), by every path: the bits of the
+ * serial reference over the zero-filled chunks. reducer_prepare_chunk zeroes just what is read. Consumed
+ * (reducer_consume_chunks): the same bits, and every chunk left zero where read, untouched elsewhere; a NaN in a
+ * consumed chunk is reported and its tensor zeroed too. */
+static void test_column_bounds(int size, int lo, int per)
+{
+    vamp_layout l;
+    layout_init(&l);
+    const int p = layout_add(&l, "p", 40, 30);
+    layout_add(&l, "q", 50, 0);
+    const size_t N = l.total;
+    int bounds[NCHUNK + 1];
+    for (int g = 0; g <= NCHUNK; g++) bounds[g] = pseudo_start(30, NCHUNK, g);
+    float *zeroed[NCHUNK], *holey[NCHUNK];
+    for (int c = 0; c < NCHUNK; c++) {
+        zeroed[c] = calloc(N, sizeof(float));
+        holey[c] = malloc(N * sizeof(float));
+        for (size_t i = 0; i < N; i++) {
+            const size_t col = (i - l.t[p].offset) % 30;
+            const int held = i >= l.t[p].offset + l.t[p].size ||
+                             (col >= (size_t)bounds[c] && col < (size_t)bounds[c + 1]);
+            zeroed[c][i] = held ? value(c, i) : (i % 3 ? 0.0f : -0.0f);
+            holey[c][i] = held ? zeroed[c][i] : NAN;
+        }
+    }
+    float *ref = malloc(N * sizeof(float)), *out = malloc(N * sizeof(float));
+    reference(&l, zeroed, ref);
+    for (int mode = 0; mode < 3; mode++) {
+        testhook_set_reduce_owner_max_chunks(mode == 0 ? NCHUNK : 0);
+        vamp_reducer r;
+        reducer_init(&r, &l, REDUCE_EXACT, MPI_COMM_WORLD);
+        reducer_set_column_chunks(&r, p, bounds, NCHUNK);
+        const char *path = mode == 2 ? "allreduce" : mode == 0 ? "by owner" : "reduce-scatter";
+        char what[160];
+        int bad = mode == 2 ? reducer_sum(&r, out, holey + lo, per, NCHUNK)
+                            : reducer_sum_owned(&r, out, holey + lo, per, NCHUNK);
+        snprintf(what, sizeof what, "column bounds, %s: all finite reported (the NaN columns are not read)", path);
+        check(bad == -1, what);
+        const size_t base = mode == 2 ? 0 : (size_t)r.displs[rank], n = mode == 2 ? N : (size_t)r.counts[rank];
+        snprintf(what, sizeof what, "column bounds, %s: the bits of the zero-filled chunks' sum", path);
+        check(memcmp(out, ref + base, n * sizeof(float)) == 0, what);
+        if (mode == 0) {
+            float *z = malloc(N * sizeof(float));
+            for (size_t i = 0; i < N; i++) z[i] = NAN;
+            reducer_prepare_chunk(&r, z, 2);
+            int ok = 1;
+            for (size_t i = 0; i < N; i++) ok &= isnan(holey[2][i]) ? isnan(z[i]) : z[i] == 0.0f;
+            check(ok, "column bounds: reducer_prepare_chunk zeroes what a sum reads, nothing else");
+            free(z);
+        }
+        reducer_free(&r);
+    }
+    for (int mode = 0; mode < 6; mode++) /* consumed: 3 paths, finite then with a NaN in tensor q of chunk 0 */
+        consumed_sums(&l, p, bounds, holey, ref, mode % 3, mode >= 3, lo, per);
+    testhook_set_reduce_owner_max_chunks(-1);
+    for (int c = 0; c < NCHUNK; c++) {
+        free(zeroed[c]);
+        free(holey[c]);
+    }
+    free(ref);
+    free(out);
 }
 
 int main(int argc, char **argv)
@@ -193,6 +294,8 @@ int main(int argc, char **argv)
     }
     testhook_set_reduce_owner_max_chunks(-1);
     reducer_free(&r);
+
+    test_column_bounds(size, lo, per);
 
     double local[NCHUNK * 2], sum[2], want[2] = {0, 0};
     for (int c = 0; c < per; c++)

@@ -19,8 +19,8 @@ void adam_init(vamp_adam *o, vamp_optimizer kind, float lr);
 /* Not collective. One Adam step on tensors [t0, t1) of the layout (a rank's share of the sharded optimiser;
  * all of them: 0, l->n, base 0): params -= the update from grads, with the moments m, v; o->step += 1. Each
  * tensor's update depends on that tensor alone. params hold the whole layout; grads, m and v only from element
- * `base` on (element i at grads[i - base]). grads may be modified (normalised in place). */
-void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float *params, float *grads, float *m,
-                       float *v, size_t base);
+ * `base` on (element i at grads[i - base]). grads are not modified. */
+void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float *params, const float *grads,
+                       float *m, float *v, size_t base);
 
 #endif

@@ -32,6 +32,13 @@ typedef struct {
     float *slices_in; /* (slices_cap x size x owned elements) other ranks' chunks of the owned tensors */
     const float **slices; /* (slices_cap x size) every chunk's slice of the owned tensors */
     int slices_cap;   /* the most chunks per rank that slices_in and slices hold */
+    int *slice_chunk; /* (slice_chunk_cap) the global chunk index of each slice being summed */
+    unsigned char *slice_clear; /* (slice_chunk_cap) 1: that slice is this rank's own chunk, zeroed as it is read */
+    int consume;      /* reducer_consume_chunks was called (exact mode) */
+    int slice_chunk_cap;
+    int **col_bounds; /* (layout->n) NULL, or per tensor NULL or (col_nglobal + 1) column bounds of each chunk:
+                         reducer_set_column_chunks */
+    int col_nglobal;
     int owner_fits;   /* the owner path's displacements fit an int */
     int *nlocal_of, *sendcounts, *recvcounts, *recvdispls; /* (size) each, for the owner path's MPI calls */
     int32_t *maxbits; /* (layout->n) per-tensor max |x| as IEEE bits (ordered like the values; >= Inf bits:
@@ -42,8 +49,30 @@ typedef struct {
 void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, MPI_Comm comm);
 void reducer_free(vamp_reducer *r);
 
+/* Not collective (but call it on every rank alike). Declares that chunk g (of nglobal, numbered as the plan numbers
+ * stripes: rank q holds chunks plan_rank_stripes(nglobal, size, q)) holds non-zero values of the 2-D tensor t only
+ * in columns [bounds[g], bounds[g + 1]) of every row (bounds: nglobal + 1 non-decreasing values from 0 to the
+ * column count, copied). The exact sums then neither read nor round the rest of that tensor in a chunk, which the
+ * caller need not zero (reducer_zero_chunk): the same bits as summing the whole chunks with zeros there, since a
+ * zero of either sign rounds to the grid's +0, which adds nothing. Sums must then pass the plan's chunks and
+ * nglobal. (The VampPrior: pseudo-input chunk s back-propagates into its own pseudo-inputs' columns only.) */
+void reducer_set_column_chunks(vamp_reducer *r, int t, const int *bounds, int nglobal);
+
+/* Not collective. From now on the exact sums leave every chunk zero wherever a sum reads it: each value is zeroed
+ * as it is read (in L1 then: a separate zeroing pass before the next accumulation finds the chunks evicted and
+ * costs about half as much as the sum). For a caller that accumulates into the same chunks again, from zero. No effect
+ * in fast mode. */
+void reducer_consume_chunks(vamp_reducer *r);
+
+/* Not collective. Makes chunk g (global index) ready to accumulate into: zero wherever a sum reads it (all of it,
+ * except the columns of other chunks in a tensor given to reducer_set_column_chunks, exact mode). Nothing to do
+ * after reducer_consume_chunks: the last sum left the chunk so (a chunk that was never summed must then start
+ * zeroed, e.g. from calloc). */
+void reducer_prepare_chunk(const vamp_reducer *r, float *chunk, int g);
+
 /* Collective. out (layout->total) = sum of all chunks on all ranks. This rank holds chunks[0..nlocal);
- * nglobal is the total number of chunks over all ranks (for headroom). Chunks are not modified.
+ * nglobal is the total number of chunks over all ranks (for headroom). Chunks are not modified (unless
+ * reducer_consume_chunks: then zeroed where read).
  * exact: a tensor holding a NaN or Inf in any chunk comes out as NaN everywhere (its scale would be meaningless).
  * Returns the index of the first tensor of out that is not finite, or -1: the same on every rank.
  * Each MPI call carries at most INT_MAX / 2 elements (a larger sum is split into several calls; the layout itself

@@ -41,7 +41,9 @@ typedef struct {
     long steps_per_epoch;
     int npseudo_loc;       /* local pseudo chunks: nloc for vampprior*, else 0 */
     float **chunk_grads;   /* nloc x (layout.total): local chunk i's gradient (stripe i's rows, then pseudo
-                              chunk i's back-propagation added in float: a fixed order on one rank) */
+                              chunk i's back-propagation added in float: a fixed order on one rank); the exact
+                              reduction zeroes what it reads (reducer_consume_chunks), and pseudo chunk i's
+                              columns are the only part of the pseudo-inputs it reads */
     vamp_reducer red;
 
     /* prior components (K, Ztop): vampprior: encodings of the pseudo-inputs; mog: the parameters */
