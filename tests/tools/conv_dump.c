@@ -6,6 +6,7 @@
  * update and the evaluation-mode output with them) and grad/<name> (x and every parameter). BatchNorm runs on
  * its batch cut into 3 chunks, through partials, combine and apply, as a data-parallel step would. */
 #include "vamp/check.h"
+#include "vamp/h5io.h"
 #include "vamp/conv.h"
 
 #include <hdf5.h>
@@ -52,31 +53,9 @@ static void write_nd(hid_t g, const char *name, const float *x, int nd, const in
 #define WRITE(g, name, x, ...) \
     write_nd(g, name, x, (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__})
 
-static void attr_i(hid_t g, const char *name, int v)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    CHECK_H5(sp);
-    hid_t a = H5Acreate2(g, name, H5T_NATIVE_INT, sp, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK_H5(a);
-    CHECK_H5(H5Awrite(a, H5T_NATIVE_INT, &v));
-    CHECK_H5(H5Aclose(a));
-    CHECK_H5(H5Sclose(sp));
-}
+static void attr_i(hid_t g, const char *name, int v) { CHECK_H5(h5_attr_i32(g, name, v)); }
 
-static void attr_s(hid_t g, const char *name, const char *v)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    CHECK_H5(t);
-    CHECK_H5(H5Tset_size(t, strlen(v) + 1));
-    hid_t sp = H5Screate(H5S_SCALAR);
-    CHECK_H5(sp);
-    hid_t a = H5Acreate2(g, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK_H5(a);
-    CHECK_H5(H5Awrite(a, t, v));
-    CHECK_H5(H5Aclose(a));
-    CHECK_H5(H5Sclose(sp));
-    CHECK_H5(H5Tclose(t));
-}
+static void attr_s(hid_t g, const char *name, const char *v) { CHECK_H5(h5_attr_utf8(g, name, v)); }
 
 typedef struct { hid_t g, in, out, grad; } dump_group;
 

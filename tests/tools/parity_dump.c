@@ -6,6 +6,7 @@
  * Not a training run: parameters are the initialisation, pushed so that every clamp saturates somewhere.
  * Images are 3x4 for vae/hvae, 7x6 for convhvae (odd and even sides through its two stride-2 layers: F = 24). */
 #include "vamp/check.h"
+#include "vamp/h5io.h"
 #include "vamp/config.h"
 #include "vamp/model.h"
 #include "vamp/rng.h"
@@ -41,31 +42,9 @@ static void write_tensor(hid_t g, const vamp_tensor *t, const float *x)
     CHECK_H5(H5Sclose(sp));
 }
 
-static void attr_d(hid_t f, const char *name, double v)
-{
-    hid_t sp = H5Screate(H5S_SCALAR);
-    CHECK_H5(sp);
-    hid_t a = H5Acreate2(f, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK_H5(a);
-    CHECK_H5(H5Awrite(a, H5T_NATIVE_DOUBLE, &v));
-    CHECK_H5(H5Aclose(a));
-    CHECK_H5(H5Sclose(sp));
-}
+static void attr_d(hid_t f, const char *name, double v) { CHECK_H5(h5_attr_double(f, name, v)); }
 
-static void attr_s(hid_t f, const char *name, const char *v)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    CHECK_H5(t);
-    CHECK_H5(H5Tset_size(t, strlen(v) + 1));
-    hid_t sp = H5Screate(H5S_SCALAR);
-    CHECK_H5(sp);
-    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK_H5(a);
-    CHECK_H5(H5Awrite(a, t, v));
-    CHECK_H5(H5Aclose(a));
-    CHECK_H5(H5Sclose(sp));
-    CHECK_H5(H5Tclose(t));
-}
+static void attr_s(hid_t f, const char *name, const char *v) { CHECK_H5(h5_attr_utf8(f, name, v)); }
 
 static int lookup(const char *s, const char *const *names, int n)
 {
