@@ -2,6 +2,7 @@
  * (one hyperslab, collective transfer), converts to floats in [0,1] and checks them. Every problem with the
  * file is reported as an input error naming the file and dataset (see data.h). */
 #include "vamp/data.h"
+#include "vamp/h5io.h"
 #include "vamp/check.h"
 #include "vamp/memory.h"
 #include "vamp/rng.h"
@@ -55,39 +56,11 @@ void binarize_row(float *x_out, const float *x, size_t D, uint64_t seed, uint32_
 /* Reads a string attribute (fixed or variable length) into buf; returns -1 if absent or not a string. */
 static int read_string_attr(hid_t loc, const char *name, char *buf, size_t len)
 {
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    hid_t t = H5Aget_type(a);
-    int rc = -1;
-    if (H5Tget_class(t) == H5T_STRING) {
-        if (H5Tis_variable_str(t) > 0) {
-            char *s = NULL;
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t)); /* h5py writes UTF-8 */
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                snprintf(buf, len, "%s", s);
-                H5free_memory(s);
-                rc = 0;
-            }
-            H5Tclose(mt);
-        } else {
-            size_t n = H5Tget_size(t);
-            char *s = calloc(n + 1, 1);
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, n);
-            H5Tset_cset(mt, H5Tget_cset(t));
-            if (s && H5Aread(a, mt, s) >= 0) {
-                snprintf(buf, len, "%s", s);
-                rc = 0;
-            }
-            free(s);
-            H5Tclose(mt);
-        }
-    }
-    H5Tclose(t);
-    H5Aclose(a);
-    return rc;
+    char *s = h5_attr_read_string(loc, name);
+    if (!s) return -1;
+    snprintf(buf, len, "%s", s);
+    free(s);
+    return 0;
 }
 
 /* Reads an integer attribute; -1 if absent or not numeric. */

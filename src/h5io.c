@@ -237,7 +237,8 @@ char *h5_attr_read_string(hid_t loc, const char *name)
     }
     int ok = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0 && n > 0 && n <= ((size_t)1 << 24);
     char *s = ok ? xcalloc(n + 1) : NULL;
-    hid_t mt = ok ? string_type(n, H5T_CSET_ASCII) : -1;
+    /* n + 1: a fixed-length string may fill all n bytes (NULLPAD, as h5py writes numpy bytes) */
+    hid_t mt = ok ? string_type(n + 1, H5Tget_cset(t)) : -1;
     ok = mt >= 0 && H5Aread(a, mt, s) >= 0;
     if (mt >= 0 && H5Tclose(mt) < 0) ok = 0;
     if (t >= 0 && H5Tclose(t) < 0) ok = 0;

@@ -80,6 +80,10 @@ make("binary_f32", binary, kind="binary")
 def half(f):  # the same with one 0.5 on the last training row
     binary(f); x = f["train"][...]; x[39, 4] = 0.5; del f["train"]; f["train"] = x
 make("binary_half", half, kind="binary")
+# the same binary data with its string attributes as numpy bytes: h5py writes them fixed-length, NUL-padded,
+# filling every byte (no terminator)
+make("binary_bytes", binary, format=np.bytes_(b"vamp_mpi-dataset"), kind=np.bytes_(b"binary"),
+     source=np.bytes_(b"test"))
 def lzf(f):  # h5py's own LZF filter: libhdf5 cannot decode it
     x = f["train"][...]; del f["train"]; f.create_dataset("train", data=x, compression="lzf", chunks=(8, 6))
 make("lzf", lzf)
@@ -162,6 +166,12 @@ run 2 -- "$BUILD/vamp_mpi" "$TMP/ok.ini" $D/binary_f32.h5 --set data.binarize=no
 rc=$?
 if [ $rc -eq 0 ] && [ -e "$TMP/run" ]; then ok "float32 binary data with limits accepted (-n 2)"
 else bad "float32 binary data with limits (exit $rc)"; sed 's/^/     /' "$TMP/err" | head -5; fi
+rm -rf "$TMP/run"
+run 1 -- "$BUILD/vamp_mpi" "$TMP/ok.ini" $D/binary_bytes.h5 --set data.binarize=none --set train.max_steps=1 \
+  --set model.type=vae
+rc=$?
+if [ $rc -eq 0 ] && [ -e "$TMP/run" ]; then ok "string attributes as fixed-length numpy bytes (h5py) accepted"
+else bad "string attributes as fixed-length numpy bytes (exit $rc)"; sed 's/^/     /' "$TMP/err" | head -5; fi
 
 # vamp_prepare
 P="$BUILD/vamp_prepare"
