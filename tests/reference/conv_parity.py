@@ -144,6 +144,27 @@ def check(case, name, c, t64, t32, is_grad):
     return ok
 
 
+def compare_tensors(case, dumped, t64, t32, is_grad):
+    """C's outputs (is_grad False) or gradients against torch's: (failures, checks, worst relative difference
+    against float64 torch: of max |t| for outputs, of the norm for gradients)."""
+    what = "gradient" if is_grad else "output"
+    fails, n, worst = 0, 0, 0.0
+    for name in sorted(set(t64) | set(dumped)):
+        if name not in t64 or name not in dumped:
+            print(f"FAIL {case:22s} {what} {name} missing on one side")
+            fails += 1
+            continue
+        c = np.array(dumped[name], dtype=np.float64)
+        fails += not check(case, name, c, t64[name], t32[name], is_grad)
+        if is_grad:
+            d = np.linalg.norm(c - t64[name]) / max(np.linalg.norm(t64[name]), 1e-30)
+        else:
+            d = np.abs(c - t64[name]).max() / max(np.abs(t64[name]).max(), 1e-30)
+        worst = max(worst, d)
+        n += 1
+    return fails, n, worst
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__)
@@ -159,24 +180,11 @@ def main(argv):
         grp = f[case]
         o64, g64, exact = run_case(grp, torch.float64)
         o32, g32, _ = run_case(grp, torch.float32)
-        for name in sorted(set(o64) | set(grp["out"])):
-            if name not in o64 or name not in grp["out"]:
-                print(f"FAIL {case:22s} output {name} missing on one side")
-                fails += 1
-                continue
-            c = np.array(grp["out"][name], dtype=np.float64)
-            fails += not check(case, name, c, o64[name], o32[name], False)
-            worst["out"] = max(worst["out"], np.abs(c - o64[name]).max() / max(np.abs(o64[name]).max(), 1e-30))
-            n += 1
-        for name in sorted(set(g64) | set(grp["grad"])):
-            if name not in g64 or name not in grp["grad"]:
-                print(f"FAIL {case:22s} gradient {name} missing on one side")
-                fails += 1
-                continue
-            c = np.array(grp["grad"][name], dtype=np.float64)
-            fails += not check(case, name, c, g64[name], g32[name], True)
-            worst["grad"] = max(worst["grad"], np.linalg.norm(c - g64[name]) / max(np.linalg.norm(g64[name]), 1e-30))
-            n += 1
+        for t64, t32, is_grad in ((o64, o32, False), (g64, g32, True)):
+            nf, nc, w = compare_tensors(case, grp["grad" if is_grad else "out"], t64, t32, is_grad)
+            fails, n = fails + nf, n + nc
+            key = "grad" if is_grad else "out"
+            worst[key] = max(worst[key], w)
         for what, ok in exact.items():
             print(f"{'ok  ' if ok else 'FAIL'} {case:22s} {what}")
             fails += not ok

@@ -41,13 +41,7 @@ static void write_nd(hid_t g, const char *name, const float *x, int nd, const in
 {
     hsize_t dims[4];
     for (int i = 0; i < nd; i++) dims[i] = (hsize_t)shape[i];
-    hid_t sp = H5Screate_simple(nd, dims, NULL);
-    CHECK_H5(sp);
-    hid_t ds = H5Dcreate2(g, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK_H5(ds);
-    CHECK_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
-    CHECK_H5(H5Dclose(ds));
-    CHECK_H5(H5Sclose(sp));
+    CHECK_H5(h5_dataset_f32(g, name, nd, dims, x));
 }
 /* WRITE(group, name, data, dims...): a dataset of that shape */
 #define WRITE(g, name, x, ...) \

@@ -18,14 +18,8 @@
 
 static void write_ds(hid_t g, const char *name, const float *x, size_t r, size_t c)
 {
-    hsize_t dims[2] = {r, c};
-    hid_t sp = H5Screate_simple(c ? 2 : 1, dims, NULL);
-    CHECK_H5(sp);
-    hid_t ds = H5Dcreate2(g, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK_H5(ds);
-    CHECK_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
-    CHECK_H5(H5Dclose(ds));
-    CHECK_H5(H5Sclose(sp));
+    const hsize_t dims[2] = {r, c};
+    CHECK_H5(h5_dataset_f32(g, name, c ? 2 : 1, dims, x));
 }
 
 /* A layout tensor with its torch shape (1 to 4 dimensions). */
@@ -33,13 +27,7 @@ static void write_tensor(hid_t g, const vamp_tensor *t, const float *x)
 {
     hsize_t dims[VAMP_MAX_DIMS];
     for (int i = 0; i < VAMP_MAX_DIMS; i++) dims[i] = t->shape[i];
-    hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
-    CHECK_H5(sp);
-    hid_t ds = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK_H5(ds);
-    CHECK_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
-    CHECK_H5(H5Dclose(ds));
-    CHECK_H5(H5Sclose(sp));
+    CHECK_H5(h5_dataset_f32(g, t->name, t->ndim, dims, x));
 }
 
 static void attr_d(hid_t f, const char *name, double v) { CHECK_H5(h5_attr_double(f, name, v)); }
