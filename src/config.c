@@ -32,7 +32,7 @@ static const key_def KEYS[] = {
     {"data", "train_limit", K_LONG, F(train_limit), 0, 1e12, NULL, "0"},
     {"data", "valid_limit", K_LONG, F(valid_limit), 0, 1e12, NULL, "0"},
     {"data", "test_limit", K_LONG, F(test_limit), 0, 1e12, NULL, "0"},
-    {"model", "type", K_ENUM, F(model_type), 0, 0, "vae|hvae|convhvae", "hvae"},
+    {"model", "type", K_ENUM, F(model_type), 0, 0, "vae|hvae|convhvae|pixelhvae", "hvae"},
     {"model", "likelihood", K_ENUM, F(likelihood), 0, 0, "bernoulli|logistic256", "bernoulli"},
     {"model", "hidden", K_INT, F(hidden), 1, 100000, NULL, "300"},
     {"model", "z1", K_INT, F(z1), 1, 4096, NULL, "40"},
@@ -610,7 +610,7 @@ int config_to_ini(const vamp_config *c, char *buf, size_t buflen)
 
 const char *config_model_name(vamp_model_type t)
 {
-    static const char *names[] = {"vae", "hvae", "convhvae"};
+    static const char *names[] = {"vae", "hvae", "convhvae", "pixelhvae"};
     return names[t];
 }
 const char *config_likelihood_name(vamp_likelihood l) { return l == LIK_LOGISTIC256 ? "logistic256" : "bernoulli"; }

@@ -237,12 +237,17 @@ void gated_conv2d_backward(float *dx, float *dWh, float *dbh, float *dWg, float 
 
 /* ---- MaskedConv2d ------------------------------------------------------------------------------------------- */
 
-void conv_mask_build(float *mask, int cout, int cin, int k, char type)
+int conv_mask_keeps(int ki, int kj, int k, char type)
 {
     const int c = k / 2, centre = type == 'B'; /* the centre pixel itself: seen by 'B' only */
+    return ki < c || (ki == c && (kj < c || (kj == c && centre)));
+}
+
+void conv_mask_build(float *mask, int cout, int cin, int k, char type)
+{
     for (int ki = 0; ki < k; ki++)
         for (int kj = 0; kj < k; kj++) {
-            float v = ki < c || (ki == c && (kj < c || (kj == c && centre))) ? 1.0f : 0.0f;
+            float v = conv_mask_keeps(ki, kj, k, type) ? 1.0f : 0.0f;
             for (size_t oc = 0; oc < (size_t)cout * cin; oc++) mask[(oc * k + ki) * k + kj] = v;
         }
 }

@@ -62,18 +62,22 @@ static vamp_gated add_gated(vamp_layout *l, const char *name, int in, int out)
     return g;
 }
 
-/* A GatedConv2d: conv_h and conv_g, weights (cout,cin,k,k) and biases (cout), as torch names them. */
-static vamp_linear add_conv(vamp_layout *l, const char *name, vamp_conv geo)
+/* A Conv2d: weight (cout,cin,k,k) and (bias: 1) bias (cout), as torch names them. */
+static vamp_linear add_conv_bias(vamp_layout *l, const char *name, vamp_conv geo, int bias)
 {
     char buf[VAMP_NAME_LEN];
     const size_t shape[4] = {(size_t)geo.cout, (size_t)geo.cin, (size_t)geo.k, (size_t)geo.k};
     vamp_linear c;
     key_join(buf, name, ".weight");
     c.W = layout_add_dims(l, buf, 4, shape);
-    key_join(buf, name, ".bias");
-    c.b = layout_add(l, buf, (size_t)geo.cout, 0);
+    c.b = -1;
+    if (bias) {
+        key_join(buf, name, ".bias");
+        c.b = layout_add(l, buf, (size_t)geo.cout, 0);
+    }
     return c;
 }
+static vamp_linear add_conv(vamp_layout *l, const char *name, vamp_conv geo) { return add_conv_bias(l, name, geo, 1); }
 
 /* A stack of GatedConv2d on images (cin, h, w); spec rows are (cout, k, stride), padding k / 2 as the reference. */
 static void add_stack(vamp_layout *l, vamp_conv_stack *s, const char *name, int cin, int h, int w,
@@ -137,14 +141,14 @@ static void layout_mlp(vamp_model *m)
     if (m->logistic) m->px_logvar = add_linear(l, "p_x_logvar.linear", H, d, 1);
 }
 
-/* The convHVAE (models/convHVAE_2level.py), in its module order; its Gaussian heads are NonLinear (".linear"). */
-static void layout_convhvae(vamp_model *m)
+/* The encoders and p(z1|z2) of the convHVAE and the PixelHVAE (models/convHVAE_2level.py, PixelHVAE_2level.py),
+ * in their module order; their Gaussian heads are NonLinear (".linear"). */
+static void layout_conv_encoders(vamp_model *m)
 {
     static const int ENC[5][3] = {{32, 7, 1}, {32, 3, 2}, {64, 5, 1}, {64, 3, 2}, {6, 3, 1}};
     static const int Q1X[5][3] = {{32, 3, 1}, {32, 3, 2}, {64, 3, 1}, {64, 3, 2}, {6, 3, 1}};
-    static const int DEC[4][3] = {{64, 3, 1}, {64, 3, 1}, {64, 3, 1}, {64, 3, 1}};
     vamp_layout *l = &m->layout;
-    const int d = (int)m->D, H = m->H, Zt = m->Ztop, Z1 = m->Z1, h = m->height, w = m->width;
+    const int H = m->H, Zt = m->Ztop, Z1 = m->Z1, h = m->height, w = m->width;
     add_stack(l, &m->enc_conv, "q_z2_layers", 1, h, w, ENC, 5);
     m->F = (int)layer_out(&m->enc_conv, 4);
     const int F = m->F;
@@ -159,6 +163,15 @@ static void layout_convhvae(vamp_model *m)
     m->pz1_l2 = add_gated(l, "p_z1_layers.1", H, H);
     m->pz1_mean = add_linear(l, "p_z1_mean.linear", H, Z1, 1);
     m->pz1_logvar = add_linear(l, "p_z1_logvar.linear", H, Z1, 1);
+}
+
+/* The convHVAE's p(x|z1,z2): GatedDense branches, joint_pre to D pixels, the decoder stack, the 1x1 heads. */
+static void layout_convhvae(vamp_model *m)
+{
+    static const int DEC[4][3] = {{64, 3, 1}, {64, 3, 1}, {64, 3, 1}, {64, 3, 1}};
+    vamp_layout *l = &m->layout;
+    const int d = (int)m->D, H = m->H, Zt = m->Ztop, Z1 = m->Z1, h = m->height, w = m->width;
+    layout_conv_encoders(m);
     m->px_z1 = add_gated(l, "p_x_layers_z1.0", Z1, H);
     m->px_z2 = add_gated(l, "p_x_layers_z2.0", Zt, H);
     m->px_pre = add_gated(l, "p_x_layers_joint_pre.0", 2 * H, d);
@@ -166,6 +179,37 @@ static void layout_convhvae(vamp_model *m)
     m->px_head = conv_geom(64, h, w, 1, 1, 1, 0);
     m->px_mean = add_conv(l, "p_x_mean.conv", m->px_head);
     if (m->logistic) m->px_logvar = add_conv(l, "p_x_logvar.conv", m->px_head);
+}
+
+/* The PixelHVAE's p(x|z1,z2): GatedDense maps of z1 and z2 to D pixels each, the PixelCNN (pixelcnn.<3l> the masked
+ * conv, pixelcnn.<3l+1> the BatchNorm2d with its running statistics as layout buffers; torch's num_batches_tracked
+ * and the masks are not kept: neither changes a result), and the 1x1 heads, biased for the Bernoulli mean only. */
+static void layout_pixelhvae(vamp_model *m)
+{
+    vamp_layout *l = &m->layout;
+    const int d = (int)m->D, Zt = m->Ztop, Z1 = m->Z1, h = m->height, w = m->width;
+    char buf[VAMP_NAME_LEN];
+    layout_conv_encoders(m);
+    m->px_z1 = add_gated(l, "p_x_layers_z1.0", Z1, d);
+    m->px_z2 = add_gated(l, "p_x_layers_z2.0", Zt, d);
+    for (int i = 0; i < VAMP_PIXEL_LAYERS; i++) {
+        vamp_pixel_layer *L = &m->pcnn[i];
+        L->mask = i ? 'B' : 'A';
+        L->geo = conv_geom(i ? VAMP_PIXEL_CH : 3, h, w, VAMP_PIXEL_CH, 3, 1, 1);
+        snprintf(buf, sizeof buf, "pixelcnn.%d", 3 * i);
+        L->W = add_conv_bias(l, buf, L->geo, 0).W;
+        snprintf(buf, sizeof buf, "pixelcnn.%d.weight", 3 * i + 1);
+        L->gamma = layout_add(l, buf, VAMP_PIXEL_CH, 0);
+        snprintf(buf, sizeof buf, "pixelcnn.%d.bias", 3 * i + 1);
+        L->beta = layout_add(l, buf, VAMP_PIXEL_CH, 0);
+        snprintf(buf, sizeof buf, "pixelcnn.%d.running_mean", 3 * i + 1);
+        L->rmean = layout_add_buffer(l, buf, VAMP_PIXEL_CH);
+        snprintf(buf, sizeof buf, "pixelcnn.%d.running_var", 3 * i + 1);
+        L->rvar = layout_add_buffer(l, buf, VAMP_PIXEL_CH);
+    }
+    m->px_head = conv_geom(VAMP_PIXEL_CH, h, w, 1, 1, 1, 0);
+    m->px_mean = add_conv_bias(l, "p_x_mean.conv", m->px_head, !m->logistic);
+    if (m->logistic) m->px_logvar = add_conv_bias(l, "p_x_logvar.conv", m->px_head, 0);
 }
 
 void model_init(vamp_model *m, const vamp_config *c, int height, int width)
@@ -176,7 +220,8 @@ void model_init(vamp_model *m, const vamp_config *c, int height, int width)
     m->width = width;
     m->D = (size_t)height * (size_t)width;
     m->H = c->hidden;
-    m->conv = c->model_type == MODEL_CONVHVAE;
+    m->pixel = c->model_type == MODEL_PIXELHVAE;
+    m->conv = c->model_type == MODEL_CONVHVAE || m->pixel;
     m->hvae = c->model_type != MODEL_VAE;
     m->logistic = c->likelihood == LIK_LOGISTIC256;
     m->prior = c->prior;
@@ -188,7 +233,8 @@ void model_init(vamp_model *m, const vamp_config *c, int height, int width)
 
     vamp_layout *l = &m->layout;
     layout_init(l);
-    if (m->conv) layout_convhvae(m);
+    if (m->pixel) layout_pixelhvae(m);
+    else if (m->conv) layout_convhvae(m);
     else layout_mlp(m);
     if (config_prior_is_vamp(m->prior))
         m->pseudo = layout_add(l, "means.linear.weight", m->D, (size_t)m->K); /* (D,K), before the hardtanh */
@@ -211,6 +257,11 @@ void model_init_params(const vamp_model *m, float *params, uint64_t seed)
             rng_normal_fill(p, T->size, seed, RNG_INIT, 0, (uint64_t)t, 0);
         } else if (t == m->mog_logvars) {
             memset(p, 0, T->size * sizeof(float));
+        } else if (m->pixel && T->ndim == 1 && (strstr(T->name, "pixelcnn.") == T->name)) {
+            /* BatchNorm2d as torch initialises it: weight and running_var 1, bias and running_mean 0 */
+            const char *dot = strrchr(T->name, '.');
+            float v = !strcmp(dot, ".weight") || !strcmp(dot, ".running_var") ? 1.0f : 0.0f;
+            for (size_t i = 0; i < T->size; i++) p[i] = v;
         } else if (T->ndim == 2) { /* Linear weight (out, in): He-normal */
             rng_normal_fill(p, T->size, seed, RNG_INIT, 0, (uint64_t)t, 0);
             float s = sqrtf(2.0f / (float)T->shape[1]);
@@ -221,6 +272,20 @@ void model_init_params(const vamp_model *m, float *params, uint64_t seed)
             float bound = 1.0f / sqrtf((float)layout_fan_in(T->ndim == 4 ? T : &l->t[t - 1]));
             for (size_t i = 0; i < T->size; i++) p[i] = bound * (2.0f * p[i] - 1.0f);
         }
+    }
+    model_apply_masks(m, params);
+}
+
+void model_apply_masks(const vamp_model *m, float *params)
+{
+    if (!m->pixel) return;
+    for (int l = 0; l < VAMP_PIXEL_LAYERS; l++) {
+        const vamp_pixel_layer *L = &m->pcnn[l];
+        float *W = params + m->layout.t[L->W].offset; /* (64, cin, 3, 3) */
+        for (int oc = 0; oc < L->geo.cout * L->geo.cin; oc++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++)
+                    if (!conv_mask_keeps(ky, kx, 3, L->mask)) W[(size_t)oc * 9 + ky * 3 + kx] = 0.0f;
     }
 }
 
@@ -241,6 +306,9 @@ static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }
  * the output of p(x|.)'s joint layer (D, the decoder stack's input image). */
 static int q1_width(const vamp_model *m) { return m->conv ? m->F : m->H; }
 static size_t pxj_width(const vamp_model *m) { return m->conv ? m->D : (size_t)m->H; }
+/* The width of p(x|.)'s first layers (px_h1..px_o2): H, or D for the pixelhvae's maps of z1 and z2. */
+static size_t pxb_width(const vamp_model *m) { return m->pixel ? m->D : (size_t)m->H; }
+static const size_t PIXEL_IMG = VAMP_PIXEL_CH; /* floats per pixel of a PixelCNN layer */
 
 /* A stack's activations for R images. */
 static void carve_stack(carver *c, vamp_stack_acts *s, const vamp_conv_stack *S, int R)
@@ -332,14 +400,32 @@ static void carve_hvae(carver *c, vamp_acts *a, const vamp_model *m, int R)
     a->pz1_h1 = carve(c, RH); a->pz1_g1 = carve(c, RH); a->pz1_o1 = carve(c, RH);
     a->pz1_h2 = carve(c, RH); a->pz1_g2 = carve(c, RH); a->pz1_o2 = carve(c, RH);
     a->pz1_mean = carve(c, RZ1); a->pz1_lv_pre = carve(c, RZ1); a->pz1_logvar = carve(c, RZ1);
-    a->px_cat = carve(c, 2 * RH);
     size_t RJ = (size_t)R * pxj_width(m);
-    a->pxj_h = carve(c, RJ); a->pxj_g = carve(c, RJ); a->pxj_o = carve(c, RJ);
+    if (!m->pixel) {
+        a->px_cat = carve(c, 2 * RH);
+        a->pxj_h = carve(c, RJ); a->pxj_g = carve(c, RJ); a->pxj_o = carve(c, RJ);
+    }
     a->d_z1 = carve(c, RZ1);
     a->d_q1_mean = carve(c, RZ1); a->d_q1_lv_pre = carve(c, RZ1); a->d_q1_logvar = carve(c, RZ1);
     a->d_pz1_mean = carve(c, RZ1); a->d_pz1_lv_pre = carve(c, RZ1); a->d_pz1_logvar = carve(c, RZ1);
     a->log_q1 = carve(c, (size_t)R); a->log_p1 = carve(c, (size_t)R);
-    if (m->conv) {
+    if (m->pixel) {
+        const size_t img = (size_t)R * PIXEL_IMG * m->D, len = batchnorm2d_partial_len(VAMP_PIXEL_CH);
+        const size_t L = VAMP_PIXEL_LAYERS, stats = L * VAMP_PIXEL_CH;
+        a->pin = carve(c, (size_t)R * 3 * m->D);
+        a->d_pin = carve(c, (size_t)R * 3 * m->D);
+        for (size_t l = 0; l < L; l++) { a->pc[l] = carve(c, img); a->po[l] = carve(c, img); }
+        for (int i = 0; i < 3; i++) a->pd[i] = carve(c, img);
+        a->bn_mean = carve(c, stats); a->bn_var = carve(c, stats); a->bn_invstd = carve(c, stats);
+        a->bn_part = (double *)carve(c, 2 * L * len);
+        a->mask_a = carve(c, (size_t)VAMP_PIXEL_CH * 3 * 9);
+        a->mask_b = carve(c, (size_t)VAMP_PIXEL_CH * VAMP_PIXEL_CH * 9);
+        a->cd[0] = carve(c, (size_t)R * stack_widest(&m->q1_conv));
+        a->cd[1] = carve(c, (size_t)R * stack_widest(&m->q1_conv));
+        size_t scratch = maxz(maxz(stack_scratch(&m->q1_conv), masked_conv2d_scratch_floats(&m->pcnn[1].geo)),
+                              conv2d_scratch_floats(&m->px_head));
+        a->cscratch = carve(c, scratch);
+    } else if (m->conv) {
         carve_stack(c, &a->pxc, &m->px_conv, R);
         a->d_pxj = carve(c, RJ);
         size_t widest = maxz(stack_widest(&m->q1_conv), stack_widest(&m->px_conv));
@@ -354,14 +440,15 @@ static void carve_hvae(carver *c, vamp_acts *a, const vamp_model *m, int R)
 static void carve_acts(carver *c, vamp_acts *a, const vamp_model *m, int R)
 {
     size_t RH = (size_t)R * m->H, RZ = (size_t)R * m->Ztop, RD = (size_t)R * m->D;
-    size_t RB = (size_t)R * maxz((size_t)m->H, (size_t)q1_width(m)); /* branches of a joint layer */
+    size_t RX = (size_t)R * pxb_width(m);
+    size_t RB = maxz((size_t)R * maxz((size_t)m->H, (size_t)q1_width(m)), RX); /* branches of a joint layer */
     size_t RG = maxz(RB, (size_t)R * pxj_width(m));                  /* outputs of a gated dense layer */
     a->rows = R;
     carve_enc(c, &a->enc, m, R, 0);
     a->z_top = carve(c, RZ); a->eps_top = carve(c, RZ);
     if (m->hvae) carve_hvae(c, a, m, R);
-    a->px_h1 = carve(c, RH); a->px_g1 = carve(c, RH); a->px_o1 = carve(c, RH);
-    a->px_h2 = carve(c, RH); a->px_g2 = carve(c, RH); a->px_o2 = carve(c, RH);
+    a->px_h1 = carve(c, RX); a->px_g1 = carve(c, RX); a->px_o1 = carve(c, RX);
+    a->px_h2 = carve(c, RX); a->px_g2 = carve(c, RX); a->px_o2 = carve(c, RX);
     a->x_pre = carve(c, RD); a->x_mean = carve(c, RD);
     if (m->logistic) { a->xlv_pre = carve(c, RD); a->x_logvar = carve(c, RD); }
     a->re = carve(c, (size_t)R); a->kl = carve(c, (size_t)R);
@@ -385,6 +472,10 @@ void acts_init(vamp_acts *a, const vamp_model *m, int rows)
     c.used = 0;
     carve_acts(&c, a, m, rows);
     a->buf = c.base;
+    if (m->pixel) {
+        conv_mask_build(a->mask_a, VAMP_PIXEL_CH, 3, 3, 'A');
+        conv_mask_build(a->mask_b, VAMP_PIXEL_CH, VAMP_PIXEL_CH, 3, 'B');
+    }
 }
 
 size_t acts_floats(const vamp_model *m, int rows)
@@ -707,9 +798,14 @@ static void px_conv_backward(const vamp_model *m, vamp_acts *a, const float *P, 
 
 /* p(x | z) (vae, a->z_top) or p(x | z1, z2) (hvae, a->z1 and a->z_top) up to the logits x_pre (and the
  * logistic log-scale pre-activation xlv_pre). */
+static void pixel_forward_eval(const vamp_model *m, vamp_acts *a, const float *P, int R);
 static void px_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
 {
     const int H = m->H, Zt = m->Ztop;
+    if (m->pixel) {
+        pixel_forward_eval(m, a, P, R);
+        return;
+    }
     if (m->hvae) px_branches_forward(m, a, P, R);
     if (m->conv) {
         px_conv_forward(m, a, P, R);
@@ -754,6 +850,187 @@ static void px_backward(const vamp_model *m, vamp_acts *a, const float *P, float
 
 static inline float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
 static inline float clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* ---- pixelhvae: the PixelCNN decoder p(x | z1, z2) ------------------------------------------------------------
+ * Its input is the image itself (teacher forcing: x is scored in one pass) beside maps of z1 and z2; layer l is a
+ * masked conv (pc[l]), BatchNorm and ReLU (po[l]); 1x1 heads give the logits. Training-mode BatchNorm needs the
+ * whole batch's statistics: see model_forward_stage. Buffers: pd[0] the gradient of a layer's output po, pd[1] of
+ * its BatchNorm's output, pd[2] of its conv output pc. */
+
+#define BN_EPS 1e-5f      /* torch's BatchNorm2d defaults, which the reference keeps */
+#define BN_MOMENTUM 0.1f
+
+static size_t bn_len(void) { return batchnorm2d_partial_len(VAMP_PIXEL_CH); }
+
+/* pin (R,3,h,w) = [x | map(z1) | map(z2)] per image, the maps GatedDense(Z1, D) on a->z1 and (Z2, D) on a->z_top. */
+static void pixel_input_forward(const vamp_model *m, vamp_acts *a, const float *P, const float *x, int R)
+{
+    const size_t D = m->D;
+    gated_layer_forward_n(m, P, &m->px_z1, a->px_o1, a->px_h1, a->px_g1, a->z1, R, m->Z1, (int)D);
+    gated_layer_forward_n(m, P, &m->px_z2, a->px_o2, a->px_h2, a->px_g2, a->z_top, R, m->Ztop, (int)D);
+    for (int r = 0; r < R; r++) {
+        float *p = a->pin + (size_t)r * 3 * D;
+        memcpy(p, x + (size_t)r * D, D * sizeof(float));
+        memcpy(p + D, a->px_o1 + (size_t)r * D, D * sizeof(float));
+        memcpy(p + 2 * D, a->px_o2 + (size_t)r * D, D * sizeof(float));
+    }
+}
+
+/* d_pin's map channels -> grads of the two maps; d_z1, d_z_top += their input gradients (x needs none). */
+static void pixel_input_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
+{
+    const size_t D = m->D;
+    for (int r = 0; r < R; r++) {
+        memcpy(a->d_branch1 + (size_t)r * D, a->d_pin + (size_t)r * 3 * D + D, D * sizeof(float));
+        memcpy(a->d_branch2 + (size_t)r * D, a->d_pin + (size_t)r * 3 * D + 2 * D, D * sizeof(float));
+    }
+    gated_layer_backward_n(m, P, G, &m->px_z1, a->d_z1, a->d_branch1, a->z1, a->px_h1, a->px_g1, R, m->Z1, (int)D,
+                           a->gscratch);
+    gated_layer_backward_n(m, P, G, &m->px_z2, a->d_z_top, a->d_branch2, a->z_top, a->px_h2, a->px_g2, R, m->Ztop,
+                           (int)D, a->gscratch);
+}
+
+/* Layer l's masked conv on images of geometry geo (the full image, or a band of rows when sampling). */
+static void pixel_conv_forward(const vamp_model *m, vamp_acts *a, const float *P, int l, const float *in,
+                               const vamp_conv *geo, int R)
+{
+    masked_conv2d_forward(a->pc[l], in, tensor_of(m, P, m->pcnn[l].W), l ? a->mask_b : a->mask_a, NULL, geo, R,
+                          a->cscratch);
+}
+
+/* Training mode: BatchNorm l with the batch statistics of bn_total (kept for the backward pass), then ReLU. */
+static void pixel_bn_train_forward(const vamp_model *m, vamp_acts *a, const float *P, int l, const double *bn_total,
+                                   int R)
+{
+    const int C = VAMP_PIXEL_CH, HW = (int)m->D;
+    float *mean = a->bn_mean + l * C, *var = a->bn_var + l * C, *invstd = a->bn_invstd + l * C;
+    const vamp_pixel_layer *L = &m->pcnn[l];
+    batchnorm2d_stats(mean, var, invstd, bn_total, C, BN_EPS);
+    batchnorm2d_forward_apply(a->po[l], a->pc[l], mean, invstd, tensor_of(m, P, L->gamma), tensor_of(m, P, L->beta),
+                              R, C, HW);
+    relu_forward(a->po[l], a->po[l], (size_t)R * C * HW);
+}
+
+/* Evaluation mode: BatchNorm l with its running statistics, then ReLU, on R images of HW pixels. */
+static void pixel_bn_eval_forward(const vamp_model *m, vamp_acts *a, const float *P, int l, int R, int HW)
+{
+    const vamp_pixel_layer *L = &m->pcnn[l];
+    batchnorm2d_eval_forward(a->po[l], a->pc[l], tensor_of(m, P, L->rmean), tensor_of(m, P, L->rvar),
+                             tensor_of(m, P, L->gamma), tensor_of(m, P, L->beta), R, VAMP_PIXEL_CH, HW, BN_EPS);
+    relu_forward(a->po[l], a->po[l], (size_t)R * VAMP_PIXEL_CH * HW);
+}
+
+/* The 1x1 heads on the last layer: logits x_pre (and the logistic log-scale pre-activation xlv_pre). */
+static void pixel_heads_forward(const vamp_model *m, vamp_acts *a, const float *P, int R)
+{
+    const float *top = a->po[VAMP_PIXEL_LAYERS - 1];
+    conv2d_forward(a->x_pre, top, tensor_of(m, P, m->px_mean.W), tensor_of(m, P, m->px_mean.b), &m->px_head, R,
+                   a->cscratch);
+    if (m->logistic)
+        conv2d_forward(a->xlv_pre, top, tensor_of(m, P, m->px_logvar.W), NULL, &m->px_head, R, a->cscratch);
+}
+
+/* d_x_pre (and d_xlv_pre) -> grads of the heads; pd[0] = the gradient of the last layer's output. */
+static void pixel_heads_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int R)
+{
+    const float *top = a->po[VAMP_PIXEL_LAYERS - 1];
+    zero(a->pd[0], (size_t)R * VAMP_PIXEL_CH * m->D);
+    conv2d_backward(a->pd[0], grad_of(m, G, m->px_mean.W), grad_of(m, G, m->px_mean.b), a->d_x_pre, top,
+                    tensor_of(m, P, m->px_mean.W), &m->px_head, R, a->cscratch);
+    if (m->logistic)
+        conv2d_backward(a->pd[0], grad_of(m, G, m->px_logvar.W), NULL, a->d_xlv_pre, top,
+                        tensor_of(m, P, m->px_logvar.W), &m->px_head, R, a->cscratch);
+}
+
+/* pd[0] (the gradient of po[l]) through the ReLU into pd[1], and this chunk's partial of BatchNorm l's backward. */
+static void pixel_relu_backward_partial(const vamp_model *m, vamp_acts *a, int l, int R)
+{
+    const int C = VAMP_PIXEL_CH, HW = (int)m->D;
+    const size_t n = (size_t)R * C * HW;
+    zero(a->pd[1], n);
+    relu_backward(a->pd[1], a->pd[0], a->po[l], n); /* po > 0 exactly where BatchNorm's output is */
+    batchnorm2d_backward_partial(a->bn_part + (size_t)l * bn_len(), a->pd[1], a->pc[l], a->bn_mean + l * C,
+                                 a->bn_invstd + l * C, R, C, HW);
+}
+
+/* BatchNorm l's backward with the whole batch's sums bn_total (pd[1] -> pd[2], gamma and beta), then its masked
+ * conv's (pd[2] -> the gradient of its input: pd[0], or d_pin for layer 0). */
+static void pixel_bn_conv_backward(const vamp_model *m, vamp_acts *a, const float *P, float *G, int l,
+                                   const double *bn_total, int R)
+{
+    const int C = VAMP_PIXEL_CH, HW = (int)m->D;
+    const vamp_pixel_layer *L = &m->pcnn[l];
+    zero(a->pd[2], (size_t)R * C * HW);
+    batchnorm2d_backward_apply(a->pd[2], grad_of(m, G, L->gamma), grad_of(m, G, L->beta),
+                               a->bn_part + (size_t)l * bn_len(), bn_total, a->pd[1], a->pc[l], a->bn_mean + l * C,
+                               a->bn_invstd + l * C, tensor_of(m, P, L->gamma), R, C, HW);
+    float *din = l ? a->pd[0] : a->d_pin;
+    zero(din, (size_t)R * L->geo.cin * HW);
+    masked_conv2d_backward(din, grad_of(m, G, L->W), NULL, a->pd[2], l ? a->po[l - 1] : a->pin,
+                           tensor_of(m, P, L->W), l ? a->mask_b : a->mask_a, &L->geo, R, a->cscratch);
+}
+
+/* The whole decoder in evaluation mode (running statistics) up to the logits, on a->z1, a->z_top and a->x. */
+static void pixel_forward_eval(const vamp_model *m, vamp_acts *a, const float *P, int R)
+{
+    pixel_input_forward(m, a, P, a->x, R);
+    for (int l = 0; l < VAMP_PIXEL_LAYERS; l++) {
+        pixel_conv_forward(m, a, P, l, l ? a->po[l - 1] : a->pin, &m->pcnn[l].geo, R);
+        pixel_bn_eval_forward(m, a, P, l, R, (int)m->D);
+    }
+    pixel_heads_forward(m, a, P, R);
+}
+
+/* Draws R images pixel by pixel (model_decode) from a->z1, a->z_top. The image being drawn is pin's channel 0.
+ * The output at row i of the masked stack depends on input rows i - L .. i only (each layer looks one row up), so
+ * each pass runs on that band of rows (zero-padded above it as the full image is; the band's first L rows are then
+ * wrong, its last row exact): (L + 1) / h of a full pass. */
+static void pixel_generate(const vamp_model *m, vamp_acts *a, const float *P, int R, float *x_mean, uint64_t seed,
+                           uint64_t first)
+{
+    const int h = m->height, w = m->width, C = VAMP_PIXEL_CH, L = VAMP_PIXEL_LAYERS;
+    const size_t D = m->D;
+    float *zeros = a->x_pre; /* free in this pass: the initial image */
+    zero(zeros, (size_t)R * D);
+    pixel_input_forward(m, a, P, zeros, R);
+    const float *Wm = tensor_of(m, P, m->px_mean.W), *bm = tensor_of(m, P, m->px_mean.b);
+    const float *Wl = m->logistic ? tensor_of(m, P, m->px_logvar.W) : NULL;
+    for (int i = 0; i < h; i++) {
+        const int r0 = i > L ? i - L : 0, hb = i - r0 + 1, bhw = hb * w;
+        for (int j = 0; j < w; j++) {
+            float *band = a->d_pin; /* (R,3,hb,w): rows r0..i of pin */
+            for (int r = 0; r < R; r++)
+                for (int ch = 0; ch < 3; ch++)
+                    memcpy(band + ((size_t)r * 3 + ch) * bhw, a->pin + ((size_t)r * 3 + ch) * D + (size_t)r0 * w,
+                           (size_t)bhw * sizeof(float));
+            for (int l = 0; l < L; l++) {
+                const vamp_conv geo = conv_geom(l ? C : 3, hb, w, C, 3, 1, 1);
+                pixel_conv_forward(m, a, P, l, l ? a->po[l - 1] : band, &geo, R);
+                pixel_bn_eval_forward(m, a, P, l, R, bhw);
+            }
+            const size_t at = (size_t)(i - r0) * w + j, pix = (size_t)i * w + j;
+            for (int r = 0; r < R; r++) {
+                const float *top = a->po[L - 1] + (size_t)r * C * bhw + at;
+                float pre = bm ? bm[0] : 0.0f, lpre = 0.0f;
+                for (int c = 0; c < C; c++) {
+                    pre += Wm[c] * top[(size_t)c * bhw];
+                    if (Wl) lpre += Wl[c] * top[(size_t)c * bhw];
+                }
+                float u = rng_uniform(seed, RNG_SAMPLE, 2, first + (uint64_t)r, (uint32_t)pix), p = sigm(pre), v;
+                if (!m->logistic) {
+                    v = u < p ? 1.0f : 0.0f;
+                } else { /* the reference: mean + exp(log-scale) logit(u), floored to its bin; kept in [0, 1) */
+                    p = clamp(p, LOGI_CLAMP, 1.0f - LOGI_CLAMP);
+                    u = clamp(u, 1e-7f, 1.0f - 1e-7f);
+                    float y = p + expf(clamp(lpre, XLOGVAR_LO, XLOGVAR_HI)) * (logf(u) - logf(1.0f - u));
+                    v = clamp(floorf(y / LOGI_BIN) * LOGI_BIN, 0.0f, 1.0f - LOGI_BIN);
+                }
+                x_mean[(size_t)r * D + pix] = p;
+                a->pin[(size_t)r * 3 * D + pix] = v;
+            }
+        }
+    }
+}
 
 /* log P(bin of x) under the discretised logistic with mean mu and log-scale lv, as the reference:
  * log(sigmoid((xb + 1/256 - mu)/s) - sigmoid((xb - mu)/s) + 1e-7), xb = floor(256 x)/256. In double: the
@@ -867,13 +1144,17 @@ static void kl_backward(const vamp_model *m, vamp_acts *a, float *dpm, float *dp
 /* ---- the chunk forward / backward ------------------------------------------------------------------------ */
 
 void model_decode(const vamp_model *m, vamp_acts *a, const float *params, const float *z_top, const float *eps1,
-                  int R, float *x_mean)
+                  int R, float *x_mean, uint64_t seed, uint64_t first)
 {
     const size_t n = (size_t)R * m->D;
-    memcpy(a->z_top, z_top, (size_t)R * m->Ztop * sizeof(float));
-    if (m->hvae) {
+    if (z_top != a->z_top) memcpy(a->z_top, z_top, (size_t)R * m->Ztop * sizeof(float));
+    if (m->hvae && eps1) {
         pz1_forward(m, a, params, R);
         reparam_forward(a->z1, a->pz1_mean, a->pz1_logvar, eps1, (size_t)R * m->Z1);
+    }
+    if (m->pixel) {
+        pixel_generate(m, a, params, R, x_mean, seed, first);
+        return;
     }
     px_forward(m, a, params, R);
     for (size_t i = 0; i < n; i++) {
@@ -917,27 +1198,35 @@ double model_forward(const vamp_model *m, vamp_acts *a, const float *params, con
     return model_forward_encoded(m, a, params, x, eps_top, eps1, R, pm, plv, beta);
 }
 
-double model_forward_encoded(const vamp_model *m, vamp_acts *a, const float *params, const float *x,
-                             const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
-                             float beta)
+/* The latents after model_encode: z_top ~ q(z_top | x) (its encoding is in a->enc), hvae z1 ~ q(z1 | x, z2) and
+ * p(z1 | z2). */
+static void latents_forward(const vamp_model *m, vamp_acts *a, const float *params, const float *x,
+                            const float *eps_top, const float *eps1, int R)
 {
     a->x = x;
     memcpy(a->eps_top, eps_top, (size_t)R * m->Ztop * sizeof(float));
-    /* z_top ~ q(z_top | x), whose encoding is already in a->enc */
     reparam_forward(a->z_top, a->enc.mean, a->enc.logvar, a->eps_top, (size_t)R * m->Ztop);
     if (m->hvae) {
         memcpy(a->eps1, eps1, (size_t)R * m->Z1 * sizeof(float));
         q1_forward(m, a, params, R);
         pz1_forward(m, a, params, R);
     }
+}
+
+double model_forward_encoded(const vamp_model *m, vamp_acts *a, const float *params, const float *x,
+                             const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
+                             float beta)
+{
+    latents_forward(m, a, params, x, eps_top, eps1, R);
     px_forward(m, a, params, R);
     likelihood_forward(m, a, x, R);
     return kl_forward(m, a, pm, plv, R, beta);
 }
 
-/* The forward pass in reverse; every latent's gradient starts at zero and collects from each block that reads it. */
-void model_backward(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
-                    float *dplv, const float *pm, const float *plv, int R, float beta, float scale)
+/* The backward pass down to p(x|.)'s logits: every latent's gradient starts at zero and collects from each block
+ * that reads it; the KL terms' and the likelihood's gradients. */
+static void backward_begin(const vamp_model *m, vamp_acts *a, float *dpm, float *dplv, const float *pm,
+                           const float *plv, int R, float beta, float scale)
 {
     const size_t RZ = (size_t)R * m->Ztop, RZ1 = (size_t)R * m->Z1;
     zero(a->d_z_top, RZ);
@@ -952,11 +1241,106 @@ void model_backward(const vamp_model *m, vamp_acts *a, const float *params, floa
     }
     kl_backward(m, a, dpm, dplv, pm, plv, R, beta, scale);
     likelihood_backward(m, a, a->x, R, scale);
-    px_backward(m, a, params, grads, R);
+}
+
+/* The backward pass below p(x|.): p(z1|z2), q(z1|x,z2), the reparameterisation and the encoders. */
+static void backward_end(const vamp_model *m, vamp_acts *a, const float *params, float *grads, int R)
+{
     if (m->hvae) {
         pz1_backward(m, a, params, grads, R);
         q1_backward(m, a, params, grads, R);
     }
-    reparam_backward(a->d_top_mean, a->d_top_logvar, a->d_z_top, a->enc.logvar, a->eps_top, RZ);
+    reparam_backward(a->d_top_mean, a->d_top_logvar, a->d_z_top, a->enc.logvar, a->eps_top, (size_t)R * m->Ztop);
     encode_backward(m, a, params, grads, R);
+}
+
+/* The forward pass in reverse. */
+void model_backward(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
+                    float *dplv, const float *pm, const float *plv, int R, float beta, float scale)
+{
+    if (m->pixel) /* its model_forward is the evaluation mode: a caller's mistake, not input */
+        vamp_fatal(__FILE__, __LINE__, "model_backward", "the pixelhvae trains through model_backward_stage");
+    backward_begin(m, a, dpm, dplv, pm, plv, R, beta, scale);
+    px_backward(m, a, params, grads, R);
+    backward_end(m, a, params, grads, R);
+}
+
+/* ---- training mode in stages (see model.h) ------------------------------------------------------------------ */
+
+int model_sync_layers(const vamp_model *m) { return m->pixel ? VAMP_PIXEL_LAYERS : 0; }
+size_t model_sync_len(const vamp_model *m) { return m->pixel ? bn_len() : 0; }
+
+double model_forward_stage(const vamp_model *m, vamp_acts *a, const float *params, const float *x,
+                           const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
+                           float beta, int s, const double *bn_total)
+{
+    const int L = model_sync_layers(m);
+    if (L == 0) return model_forward(m, a, params, x, eps_top, eps1, R, pm, plv, beta);
+    if (s == 0) {
+        model_encode(m, a, params, x, R);
+        latents_forward(m, a, params, x, eps_top, eps1, R);
+        pixel_input_forward(m, a, params, x, R);
+    } else {
+        pixel_bn_train_forward(m, a, params, s - 1, bn_total, R);
+    }
+    if (s < L) {
+        pixel_conv_forward(m, a, params, s, s ? a->po[s - 1] : a->pin, &m->pcnn[s].geo, R);
+        batchnorm2d_forward_partial(a->bn_part + (size_t)s * bn_len(), a->pc[s], R, VAMP_PIXEL_CH, (int)m->D);
+        return 0.0;
+    }
+    pixel_heads_forward(m, a, params, R);
+    likelihood_forward(m, a, a->x, R);
+    return kl_forward(m, a, pm, plv, R, beta);
+}
+
+void model_backward_stage(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
+                          float *dplv, const float *pm, const float *plv, int R, float beta, float scale, int s,
+                          const double *bn_total)
+{
+    const int L = model_sync_layers(m);
+    if (L == 0) {
+        model_backward(m, a, params, grads, dpm, dplv, pm, plv, R, beta, scale);
+        return;
+    }
+    if (s == L) {
+        backward_begin(m, a, dpm, dplv, pm, plv, R, beta, scale);
+        pixel_heads_backward(m, a, params, grads, R);
+    } else {
+        pixel_bn_conv_backward(m, a, params, grads, s, bn_total, R);
+    }
+    if (s > 0) {
+        pixel_relu_backward_partial(m, a, s - 1, R);
+        return;
+    }
+    pixel_input_backward(m, a, params, grads, R);
+    backward_end(m, a, params, grads, R);
+}
+
+void model_bn_running_update(const vamp_model *m, float *params, int s, const double *bn_total)
+{
+    const vamp_pixel_layer *L = &m->pcnn[s];
+    batchnorm2d_running_update(params + m->layout.t[L->rmean].offset, params + m->layout.t[L->rvar].offset,
+                               bn_total, VAMP_PIXEL_CH, BN_MOMENTUM);
+}
+
+/* One chunk's combine is its own partial: each stage reads the row the previous stage wrote. */
+double model_forward_train(const vamp_model *m, vamp_acts *a, const float *params, const float *x,
+                           const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
+                           float beta)
+{
+    const int L = model_sync_layers(m);
+    double loss = 0.0;
+    for (int s = 0; s <= L; s++)
+        loss = model_forward_stage(m, a, params, x, eps_top, eps1, R, pm, plv, beta, s,
+                                   s ? a->bn_part + (size_t)(s - 1) * bn_len() : NULL);
+    return loss;
+}
+
+void model_backward_train(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
+                          float *dplv, const float *pm, const float *plv, int R, float beta, float scale)
+{
+    const int L = model_sync_layers(m);
+    for (int s = L; s >= 0; s--)
+        model_backward_stage(m, a, params, grads, dpm, dplv, pm, plv, R, beta, scale, s,
+                             s < L ? a->bn_part + (size_t)s * bn_len() : NULL);
 }

@@ -58,6 +58,7 @@ void adam_step_tensors(vamp_adam *o, const vamp_layout *l, int t0, int t1, float
     const float b2 = (float)o->beta2, c2 = (float)(1.0 - o->beta2);
     const float eps = o->eps;
     for (int t = t0; t < t1; t++) {
+        if (l->t[t].buffer) continue; /* not trained: BatchNorm's running statistics */
         const size_t off = l->t[t].offset, n = l->t[t].size;
         const float *g = grads + (off - base); /* (n) */
         float *p = params + off, *mt = m + (off - base), *vt = v + (off - base);

@@ -106,7 +106,8 @@ static void draw_samples(vamp_trainer *t, float *out)
                     zr[j] = t->pm[(size_t)k * Zt + j] + expf(0.5f * t->plv[(size_t)k * Zt + j]) * zr[j];
             }
         }
-        model_decode(m, &t->acts, t->params, t->eps_top, t->eps1, R, out + (size_t)s0 * m->D);
+        model_decode(m, &t->acts, t->params, t->eps_top, t->eps1, R, out + (size_t)s0 * m->D, t->cfg.seed,
+                     (uint64_t)s0);
     }
 }
 
@@ -124,7 +125,10 @@ static int reconstruct(vamp_trainer *t, const vamp_split *test, float *recon, fl
     memset(t->eps_top, 0, (size_t)rows * m->Ztop * sizeof(float));
     if (m->Z1) memset(t->eps1, 0, (size_t)rows * m->Z1 * sizeof(float));
     model_forward(m, &t->acts, t->params, test->x, t->eps_top, t->eps1, nrec, t->pm, t->plv, 1.0f);
-    memcpy(recon, t->acts.x_mean, (size_t)nrec * D * sizeof(float));
+    if (m->pixel) /* its forward pass saw the image (teacher forcing): draw it from the latents instead */
+        model_decode(m, &t->acts, t->params, t->acts.z_top, NULL, nrec, recon, t->cfg.seed, NPICS);
+    else
+        memcpy(recon, t->acts.x_mean, (size_t)nrec * D * sizeof(float));
     *cols = nrec < 10 ? (nrec > 0 ? nrec : 1) : 10;
     nrec = nrec / *cols * *cols;
     for (int r0 = 0, npairs = 0; r0 < nrec; r0 += *cols, npairs += 2 * *cols) {

@@ -53,6 +53,10 @@ static void require_memory(const vamp_model *m, const vamp_config *c, const vamp
     const double state = 4.0 * ((2.0 + nloc) * N + 3.0 * N / size + reducer);
     double acts = (double)acts_floats(m, rows) + (double)rows * (double)(m->D + (size_t)Zt + (size_t)m->Z1 + 2) +
                   2.0 * K * Zt;
+    if (model_sync_layers(m)) { /* every local chunk's own activations, input and noise (init_stage_buffers) */
+        const int R = c->batch_size / c->stripes;
+        acts += nloc * ((double)acts_floats(m, R) + (double)R * (double)(m->D + (size_t)Zt + (size_t)m->Z1));
+    }
     const vamp_prior_hooks *h = prior_hooks(m->prior);
     if (h->floats) acts += h->floats(m, c, d, nloc);
     acts = 4.0 * acts + 4.0 * (double)(d->train.row_hi - d->train.row_lo); /* + the local permutations */
@@ -121,6 +125,37 @@ static void init_step_buffers(vamp_trainer *t)
     t->perm_epoch = -1;
 }
 
+/* BatchNorm models: per local chunk activations, input and noise; the partial sums of one stage. */
+static void init_stage_buffers(vamp_trainer *t)
+{
+    const vamp_model *m = &t->model;
+    const int R = t->rows_per_chunk, n = t->nloc;
+    t->sync_layers = model_sync_layers(m);
+    if (!t->sync_layers) return;
+    t->chunk_acts = xmalloc((size_t)(n ? n : 1) * sizeof(vamp_acts));
+    for (int i = 0; i < n; i++) acts_init(&t->chunk_acts[i], m, R);
+    t->chunk_x = xmalloc(((size_t)n * R * m->D + 1) * sizeof(float));
+    t->chunk_eps_top = xmalloc(((size_t)n * R * m->Ztop + 1) * sizeof(float));
+    t->chunk_eps1 = xmalloc(((size_t)n * R * m->Z1 + 1) * sizeof(float));
+    t->sync_part = xmalloc(((size_t)n * model_sync_len(m) + 1) * sizeof(double));
+    t->sync_total = xmalloc(model_sync_len(m) * sizeof(double));
+    t->chunk_dpm = xcalloc(2 * (size_t)(n ? n : 1) * sizeof(float *));
+    t->chunk_dplv = t->chunk_dpm + (n ? n : 1);
+}
+
+static void free_stage_buffers(vamp_trainer *t)
+{
+    if (!t->sync_layers) return;
+    for (int i = 0; i < t->nloc; i++) acts_free(&t->chunk_acts[i]);
+    free(t->chunk_acts);
+    free(t->chunk_x);
+    free(t->chunk_eps_top);
+    free(t->chunk_eps1);
+    free(t->sync_part);
+    free(t->sync_total);
+    free(t->chunk_dpm);
+}
+
 void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm comm)
 {
     memset(t, 0, sizeof *t);
@@ -150,6 +185,7 @@ void trainer_init(vamp_trainer *t, const vamp_config *c, vamp_data *d, MPI_Comm 
     }
     if (h->init) h->init(t);
     init_step_buffers(t);
+    init_stage_buffers(t);
     t->inject_nan_step = testhook_nan_step();
 }
 
@@ -163,6 +199,7 @@ void trainer_free(vamp_trainer *t)
     free(t->pm);
     free(t->plv);
     acts_free(&t->acts);
+    free_stage_buffers(t);
     free(t->xbuf);
     free(t->grow);
     free(t->eps_top);
@@ -240,6 +277,62 @@ static void chunk_forward_backward(vamp_trainer *t, int i, float beta)
     t->chunk_stats[2 * i + 1] = skl;
 }
 
+/* Collective. The forward and backward of every local chunk in stages (model.h): after each stage, every chunk's
+ * partial sums of all ranks are summed in chunk order (the same bits for any rank count) and handed to the next
+ * stage; the forward's sums also move the running statistics (every rank alike). Chunk i's input and noise are
+ * loaded into its own buffers first. */
+static void chunks_forward_backward_staged(vamp_trainer *t, int epoch, long it, float beta)
+{
+    vamp_model *m = &t->model;
+    const int R = t->rows_per_chunk, L = t->sync_layers, n = t->nloc;
+    const size_t len = model_sync_len(m), D = m->D, Zt = (size_t)m->Ztop, Z1 = (size_t)m->Z1;
+    const vamp_prior_hooks *h = prior_hooks(m->prior);
+    float **dpm = t->chunk_dpm, **dplv = t->chunk_dplv;
+    for (int i = 0; i < n; i++) {
+        load_chunk(t, i, epoch, it);
+        memcpy(t->chunk_x + (size_t)i * R * D, t->xbuf, (size_t)R * D * sizeof(float));
+        memcpy(t->chunk_eps_top + (size_t)i * R * Zt, t->eps_top, (size_t)R * Zt * sizeof(float));
+        if (Z1) memcpy(t->chunk_eps1 + (size_t)i * R * Z1, t->eps1, (size_t)R * Z1 * sizeof(float));
+        reducer_prepare_chunk(&t->red, t->chunk_grads[i], t->stripe_lo + i);
+        dpm[i] = dplv[i] = NULL;
+        if (h->chunk_targets) h->chunk_targets(t, i, &dpm[i], &dplv[i]);
+    }
+    double c0 = wall_seconds();
+    for (int s = 0; s <= L; s++) {
+        for (int i = 0; i < n; i++) {
+            model_forward_stage(m, &t->chunk_acts[i], t->params, t->chunk_x + (size_t)i * R * D,
+                                t->chunk_eps_top + (size_t)i * R * Zt, Z1 ? t->chunk_eps1 + (size_t)i * R * Z1 : NULL,
+                                R, t->pm, t->plv, beta, s, t->sync_total);
+            if (s < L) memcpy(t->sync_part + (size_t)i * len, t->chunk_acts[i].bn_part + (size_t)s * len,
+                              len * sizeof(double));
+        }
+        if (s == L) break;
+        reduce_chunk_scalars(t->sync_total, t->sync_part, n, t->S, (int)len, t->comm);
+        model_bn_running_update(m, t->params, s, t->sync_total);
+    }
+    double c1 = wall_seconds();
+    for (int s = L; s >= 0; s--) {
+        for (int i = 0; i < n; i++) {
+            vamp_acts *a = &t->chunk_acts[i];
+            model_backward_stage(m, a, t->params, t->chunk_grads[i], dpm[i], dplv[i], t->pm, t->plv, R, beta,
+                                 1.0f / (float)t->cfg.batch_size, s, t->sync_total);
+            if (s > 0) memcpy(t->sync_part + (size_t)i * len, a->bn_part + (size_t)(s - 1) * len, len * sizeof(double));
+        }
+        if (s > 0) reduce_chunk_scalars(t->sync_total, t->sync_part, n, t->S, (int)len, t->comm);
+    }
+    t->t_forward += c1 - c0;
+    t->t_backward += wall_seconds() - c1;
+    for (int i = 0; i < n; i++) {
+        double sre = 0.0, skl = 0.0;
+        for (int r = 0; r < R; r++) {
+            sre += t->chunk_acts[i].re[r];
+            skl += t->chunk_acts[i].kl[r];
+        }
+        t->chunk_stats[2 * i] = sre;
+        t->chunk_stats[2 * i + 1] = skl;
+    }
+}
+
 /* Collective: the exact sum of the chunk gradients into the owned tensors, then (all finite) Adam on them and
  * the allgather of the parameters. Returns the index of a non-finite tensor (nothing updated), or -1. */
 static int reduce_and_update(vamp_trainer *t)
@@ -258,6 +351,7 @@ static int reduce_and_update(vamp_trainer *t)
         adam_step_tensors(&t->opt, &m->layout, t->red.t_lo, t->red.t_hi, t->params, t->grads, t->adam_m,
                           t->adam_v, (size_t)t->red.displs[t->rank]);
         reducer_allgather_owned(&t->red, t->params);
+        model_apply_masks(m, t->params);
         t->step++;
     }
     t->t_optim += wall_seconds() - c1;
@@ -272,9 +366,13 @@ vamp_elbo trainer_step(vamp_trainer *t, int epoch, long it)
     double c0 = wall_seconds();
     trainer_prior_components(t);
     t->t_prior += wall_seconds() - c0;
-    for (int i = 0; i < t->nloc; i++) {
-        load_chunk(t, i, epoch, it);
-        chunk_forward_backward(t, i, beta);
+    if (t->sync_layers) {
+        chunks_forward_backward_staged(t, epoch, it, beta);
+    } else {
+        for (int i = 0; i < t->nloc; i++) {
+            load_chunk(t, i, epoch, it);
+            chunk_forward_backward(t, i, beta);
+        }
     }
     if (h->backward) h->backward(t);
     int bad = reduce_and_update(t);

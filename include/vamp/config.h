@@ -14,7 +14,7 @@
 
 #define VAMP_CONFIG_KEYS 64 /* at least the number of keys: enough room for config_diff's keys[] */
 
-typedef enum { MODEL_VAE = 0, MODEL_HVAE = 1, MODEL_CONVHVAE = 2 } vamp_model_type;
+typedef enum { MODEL_VAE = 0, MODEL_HVAE = 1, MODEL_CONVHVAE = 2, MODEL_PIXELHVAE = 3 } vamp_model_type;
 typedef enum { LIK_BERNOULLI = 0, LIK_LOGISTIC256 = 1 } vamp_likelihood;
 typedef enum { PRIOR_STANDARD = 0, PRIOR_MOG = 1, PRIOR_VAMPPRIOR = 2, PRIOR_VAMPPRIOR_DATA = 3 } vamp_prior_type;
 typedef enum { BIN_DYNAMIC = 0, BIN_STATIC = 1, BIN_NONE = 2 } vamp_binarize;
@@ -35,7 +35,7 @@ typedef struct {
     long valid_limit;         /* data.valid_limit: same for validation, default 0 */
     long test_limit;          /* data.test_limit: same for test, default 0 */
     /* [model] */
-    vamp_model_type model_type; /* model.type: vae|hvae|convhvae, default hvae */
+    vamp_model_type model_type; /* model.type: vae|hvae|convhvae|pixelhvae, default hvae */
     vamp_likelihood likelihood; /* model.likelihood: bernoulli|logistic256, default bernoulli */
     int hidden;               /* model.hidden: units per gated layer, default 300 */
     int z1;                   /* model.z1: latent size (vae: z; hvae: z1), default 40 */

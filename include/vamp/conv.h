@@ -55,6 +55,8 @@ void gated_conv2d_backward(float *dx, float *dWh, float *dbh, float *dWg, float 
 /* mask (cout,cin,k,k), the reference's buffer: 1 above the centre row, and left of the centre on the centre row;
  * the centre itself is 1 for type 'B' and 0 for type 'A' (the first layer must not see its own pixel). */
 void conv_mask_build(float *mask, int cout, int cin, int k, char type);
+/* Whether the mask keeps tap (ki, kj) of a k x k kernel (1) or zeroes it (0). */
+int conv_mask_keeps(int ki, int kj, int k, char type);
 /* conv2d's scratch + cout cin k k floats (the masked weight). */
 size_t masked_conv2d_scratch_floats(const vamp_conv *g);
 /* y = conv(x, W * mask) + b; W itself is not modified. b may be NULL (the reference's PixelCNN has none). */

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#define VAMP_MAX_TENSORS 128 /* the convHVAE has 102 */
+#define VAMP_MAX_TENSORS 160 /* the convHVAE has 102, the PixelHVAE up to 125 */
 #define VAMP_NAME_LEN 48
 #define VAMP_MAX_DIMS 4 /* a Conv2d weight (cout, cin, k, k) */
 
@@ -17,6 +17,8 @@ typedef struct {
     size_t shape[VAMP_MAX_DIMS]; /* shape[i] == 1 for i >= ndim */
     size_t offset;               /* first element in the buffer */
     size_t size;                 /* product of the shape */
+    int buffer;                  /* 1: a torch buffer (BatchNorm's running statistics): saved and restored with the
+                                    parameters but never trained (its gradient stays zero, the optimiser skips it) */
 } vamp_tensor;
 
 typedef struct {
@@ -30,6 +32,8 @@ void layout_init(vamp_layout *l);
 int layout_add(vamp_layout *l, const char *name, size_t rows, size_t cols);
 /* Append a tensor of ndim (1 .. VAMP_MAX_DIMS) dimensions shape[0..ndim-1]; returns its index. */
 int layout_add_dims(vamp_layout *l, const char *name, int ndim, const size_t *shape);
+/* Append a 1-D buffer tensor of n elements (see vamp_tensor.buffer); returns its index. */
+int layout_add_buffer(vamp_layout *l, const char *name, size_t n);
 /* The fan-in of a weight: its size over its first dimension (in for a Linear, cin k k for a Conv2d). */
 size_t layout_fan_in(const vamp_tensor *t);
 

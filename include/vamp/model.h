@@ -1,5 +1,5 @@
-/* The paper's VAE and two-level HVAE (gated dense MLPs) and its convolutional two-level HVAE (convhvae) with their
- * priors and likelihoods: parameter layout (torch state_dict names), initialisation, and the per-chunk
+/* The paper's VAE and two-level HVAE (gated dense MLPs), its convolutional two-level HVAE (convhvae) and PixelHVAE
+ * (pixelhvae: the convhvae's encoders under a PixelCNN decoder with BatchNorm) with their priors and likelihoods: parameter layout (torch state_dict names), initialisation, and the per-chunk
  * forward/backward of the ELBO.
  * It does not loop over data, reduce over ranks or update parameters (see train.h, reduce.h, optim.h).
  *
@@ -26,6 +26,17 @@ typedef struct {
 /* A GatedConv2d (the reference's): conv_h and conv_g, each weight (cout,cin,k,k) and bias (cout), and its geometry. */
 typedef struct { vamp_linear h, g; vamp_conv geo; } vamp_gconv;
 
+/* The PixelHVAE's PixelCNN: VAMP_PIXEL_LAYERS x (masked 3x3 conv without bias, BatchNorm2d, ReLU), 64 channels. */
+#define VAMP_PIXEL_LAYERS 8
+#define VAMP_PIXEL_CH 64
+typedef struct {
+    int W;                   /* pixelcnn.<3l>.weight (64, cin, 3, 3); cin = 3 for layer 0 ([x, map(z1), map(z2)]) */
+    int gamma, beta;         /* pixelcnn.<3l+1>.weight, .bias (64) */
+    int rmean, rvar;         /* pixelcnn.<3l+1>.running_mean, .running_var (64): layout buffers */
+    char mask;               /* 'A' (layer 0: a pixel never sees itself) or 'B' */
+    vamp_conv geo;           /* (cin, h, w) -> (64, h, w), padding 1 */
+} vamp_pixel_layer;
+
 /* GatedConv2d layers applied in order (the convhvae's two encoders of x and its decoder). */
 #define VAMP_STACK_MAX 5
 typedef struct { int n; vamp_gconv l[VAMP_STACK_MAX]; } vamp_conv_stack;
@@ -39,7 +50,8 @@ typedef struct {
     size_t D;            /* input pixels */
     int H, Ztop, Z1, K;  /* hidden units, top latent size, hvae z1 size (0 for vae), prior components (0: standard) */
     int hvae, logistic, prior; /* flags: two levels; logistic256 likelihood (else Bernoulli); vamp_prior_type */
-    int conv;            /* convhvae (hvae is set too): convolutional encoders of x and decoder */
+    int conv;            /* convhvae or pixelhvae (hvae is set too): convolutional encoders of x */
+    int pixel;           /* pixelhvae (conv is set too): the PixelCNN decoder instead of the convhvae's */
     int height, width;   /* the image (1, height, width), D = height * width */
     int F;               /* convhvae: features of an encoder's flattened output, 6 ceil(h/4) ceil(w/4); else 0 */
     vamp_layout layout;  /* params, grads, Adam moments */
@@ -56,7 +68,9 @@ typedef struct {
     vamp_conv_stack q1_conv;                    /* convhvae q_z1_layers_x: likewise, all k3 */
     vamp_gated px_pre;                          /* convhvae p_x_layers_joint_pre: GatedDense(2H, D) */
     vamp_conv_stack px_conv;                    /* convhvae p_x_layers_joint: (1,h,w) -> (64,h,w) */
-    vamp_conv px_head;                          /* convhvae: geometry of the 1x1 heads p_x_mean / p_x_logvar */
+    vamp_conv px_head;                          /* convhvae, pixelhvae: geometry of the 1x1 heads p_x_mean / p_x_logvar
+                                                   (pixelhvae: bias on the Bernoulli mean only, as the reference) */
+    vamp_pixel_layer pcnn[VAMP_PIXEL_LAYERS];   /* pixelhvae; its p_x_layers_z1 / _z2 (px_z1, px_z2) map to D */
     int pseudo;                                 /* "means.linear.weight" (D,K), vampprior*, else -1 */
     int mog_means, mog_logvars;                 /* "mog.means", "mog.logvars" (K,Ztop), mog, else -1 */
 } vamp_model;
@@ -101,6 +115,15 @@ typedef struct {
     float *px_cat;                      /* (R,2H) hvae [px_o1 | px_o2] */
     float *pxj_h, *pxj_g, *pxj_o;       /* (R,H) hvae joint; convhvae (R,D): joint_pre, the decoder stack's input */
     vamp_stack_acts pxc;                /* convhvae: the decoder stack, each (R,64,h,w), under the 1x1 heads */
+    /* pixelhvae: px_h1..px_o2 are (R,D): the maps of z1 and z2; and */
+    float *pin;                         /* (R,3,h,w) the PixelCNN's input [x | map(z1) | map(z2)] per image */
+    float *pc[VAMP_PIXEL_LAYERS];       /* (R,64,h,w) layer l's masked conv output (BatchNorm's input) */
+    float *po[VAMP_PIXEL_LAYERS];       /* (R,64,h,w) its BatchNorm + ReLU output */
+    float *bn_mean, *bn_var, *bn_invstd; /* (L,64) training stages: the batch statistics of every layer */
+    double *bn_part;                    /* (L, batchnorm2d_partial_len(64)) this chunk's partial sums, per layer */
+    float *mask_a, *mask_b;             /* (64,3,3,3), (64,64,3,3) the masks of layer 0 and of the others */
+    float *pd[3];                       /* (R,64,h,w) backward scratch */
+    float *d_pin;                       /* (R,3,h,w) */
     float *x_pre, *x_mean;              /* (R,D) logits; sigmoid mean (clamped for logistic256) */
     float *xlv_pre, *x_logvar;          /* (R,D) logistic256 only */
     const float *x;                     /* (R,D) input of the last forward (not owned) */
@@ -168,14 +191,54 @@ double model_forward_encoded(const vamp_model *m, vamp_acts *a, const float *par
                              const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
                              float beta);
 
-/* The generative path for pictures: z_top (R,Ztop) given; hvae z1 = mean + sigma * eps1 under p(z1|z2);
- * x_mean (R,D) receives the Bernoulli / logistic mean. */
+/* The generative path for pictures: z_top (R,Ztop) given; hvae z1 = mean + sigma * eps1 under p(z1|z2) (eps1 NULL:
+ * z1 = a->z1 as the last forward pass left it, for reconstructions); x_mean (R,D) receives the Bernoulli / logistic
+ * mean. pixelhvae: the image is drawn pixel by pixel in raster order, each pixel from p(x_ij | x_<ij, z1, z2)
+ * (BatchNorm with its running statistics) with noise keyed (seed, RNG_SAMPLE, 2, first + r, pixel), and x_mean
+ * receives each pixel's conditional mean at the time it was drawn. */
 void model_decode(const vamp_model *m, vamp_acts *a, const float *params, const float *z_top, const float *eps1,
-                  int R, float *x_mean);
+                  int R, float *x_mean, uint64_t seed, uint64_t first);
 
 /* Backward of scale * sum_rows (re + beta*kl) for the last forward: adds into grads (layout) and into
- * dpm/dplv (K,Ztop) for the prior components (may be NULL for standard). */
+ * dpm/dplv (K,Ztop) for the prior components (may be NULL for standard). Not for the pixelhvae, whose
+ * model_forward is the evaluation mode (no gradient): it trains through the stages below. */
 void model_backward(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
                     float *dplv, const float *pm, const float *plv, int R, float beta, float scale);
+
+/* ---- Training mode in stages (the pixelhvae's BatchNorm) ------------------------------------------------------
+ * model_forward of the pixelhvae is its evaluation mode: BatchNorm with the running statistics (the reference's
+ * model.eval(), used for validation, the test log-likelihood and pictures). In training mode BatchNorm normalises
+ * with the statistics of the WHOLE global batch, so a training chunk runs in L + 1 stages (L = model_sync_layers)
+ * and the caller combines every chunk's partial sums in chunk order between stages (batchnorm2d_combine), the same
+ * bits for any rank count:
+ *   forward  s = 0 .. L:  stage 0 takes model_forward's arguments; stage s >= 1 first normalises layer s-1 with
+ *            bn_total = the combine of every chunk's part of layer s-1 (a->bn_part + (s-1) len); stage s < L ends
+ *            with this chunk's partial of layer s in a->bn_part + s len; stage L returns the loss sum (others 0).
+ *   backward s = L .. 0:  stage L takes model_backward's arguments; stage s < L first applies layer s's backward
+ *            with bn_total = the combine of every chunk's part of layer s; stage s >= 1 ends with this chunk's
+ *            partial of layer s-1's backward sums in a->bn_part + (s-1) len.
+ * For L = 0 (every other model) there is one stage each: model_forward and model_backward. */
+int model_sync_layers(const vamp_model *m);      /* 8 for the pixelhvae, 0 otherwise */
+size_t model_sync_len(const vamp_model *m);      /* doubles per partial: batchnorm2d_partial_len(64) */
+double model_forward_stage(const vamp_model *m, vamp_acts *a, const float *params, const float *x,
+                           const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
+                           float beta, int s, const double *bn_total);
+void model_backward_stage(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
+                          float *dplv, const float *pm, const float *plv, int R, float beta, float scale, int s,
+                          const double *bn_total);
+/* Once per training step, after layer s's forward combine (every rank alike): BatchNorm s's running statistics in
+ * params (a layout buffer), torch's momentum 0.1 with the unbiased variance. */
+void model_bn_running_update(const vamp_model *m, float *params, int s, const double *bn_total);
+/* One chunk as the whole batch (its own statistics): all stages with each combine over this chunk alone. For tests
+ * and tools; the trainer runs the stages. For L = 0, model_forward / model_backward. */
+double model_forward_train(const vamp_model *m, vamp_acts *a, const float *params, const float *x,
+                           const float *eps_top, const float *eps1, int R, const float *pm, const float *plv,
+                           float beta);
+void model_backward_train(const vamp_model *m, vamp_acts *a, const float *params, float *grads, float *dpm,
+                          float *dplv, const float *pm, const float *plv, int R, float beta, float scale);
+/* pixelhvae: zeroes the masked conv weights' masked taps (no-op otherwise). At initialisation and after every
+ * update: the reference multiplies the weight by its mask before every forward, and its optimiser moves the
+ * masked taps in between (their gradient is the full one, see conv.h). */
+void model_apply_masks(const vamp_model *m, float *params);
 
 #endif

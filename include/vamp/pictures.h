@@ -13,8 +13,8 @@ int png_write_grid(const char *path, const float *images, int n, int h, int w, i
 
 /* Collective (rank 0 computes and writes; the prior components are computed by all). Writes into dir:
  * <prefix>samples.png (100 samples: component k ~ U{1..K} for mixture priors, z ~ its Gaussian, x = mean of
- * p(x|z)), <prefix>reconstructions.png (pairs of rows: test images and their reconstructions from the posterior
- * means), <prefix>pseudo_inputs.png (the first 100 pseudo-inputs, vampprior only) and <prefix>pictures.h5 with
+ * p(x|z); the pixelhvae draws it pixel by pixel, see model_decode), <prefix>reconstructions.png (pairs of rows: test
+ * images and their reconstructions from the posterior means; pixelhvae: drawn pixel by pixel from them), <prefix>pseudo_inputs.png (the first 100 pseudo-inputs, vampprior only) and <prefix>pictures.h5 with
  * datasets samples, originals, reconstructions, pseudo_inputs. A write failure is an error (exit 1). */
 void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, const char *prefix);
 

@@ -1,5 +1,6 @@
 /* The data-parallel trainer: owns the model replica, the buffers of every role and the per-step work plan.
- * One step = pseudo-input encodings (sharded over ranks, allgathered) -> per-stripe chunk forward/backward ->
+ * One step = pseudo-input encodings (sharded over ranks, allgathered) -> per-stripe chunk forward/backward (in
+ * stages with a combine of every chunk's BatchNorm sums between them, for a model with BatchNorm) ->
  * exact reduction of the prior-component gradient -> pseudo-input backward of this rank's pseudo chunks ->
  * exact (or fast) sum of all chunk gradients into the tensors each rank owns -> Adam on them -> allgather of the
  * parameters. Chunk s is a fixed unit of work: stripe s's share of the batch and pseudo-input chunk s (always
@@ -57,6 +58,13 @@ typedef struct {
     int *pk_counts, *pk_displs; /* allgatherv of pseudo rows, in floats */
 
     vamp_acts acts;          /* rows = max(rows_per_chunk, eval.batch) */
+    /* models with BatchNorm (model_sync_layers L > 0): a step runs every local chunk stage by stage, so each keeps
+     * its own activations, input and noise until its backward pass */
+    int sync_layers;         /* L */
+    vamp_acts *chunk_acts;   /* nloc, rows_per_chunk rows each; NULL when L = 0 */
+    float *chunk_x, *chunk_eps_top, *chunk_eps1; /* nloc x (rows_per_chunk, D / Ztop / Z1) */
+    double *sync_part, *sync_total; /* (nloc, model_sync_len), (model_sync_len): the partials of one stage */
+    float **chunk_dpm, **chunk_dplv; /* nloc: each chunk's prior-component gradient targets (or NULL) */
     float *xbuf, *eps_top, *eps1; /* (rows, D), (rows, Ztop), (rows, Z1) */
     long *grow;              /* (rows) global row numbers of the current block */
     uint32_t **perm;         /* nloc permutations of the local stripes' rows */

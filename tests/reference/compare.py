@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vamp_ref import ConvHVAE, Model, check_names, step  # noqa: E402
+from vamp_ref import ConvHVAE, Model, PixelHVAE, check_names, kept_buffers, step, state_tensors  # noqa: E402
 
 # 1e-4, not 1e-3: against float64 the C gradients agree to ~3e-6 in every configuration, and a leak through
 # the logistic mean's clamp (a gradient scaled by p(1-p) <= 1/512) moves p_x_mean.linear by only 1.4e-4.
@@ -39,21 +39,24 @@ ATTRS = ("loss", "beta", "model", "likelihood", "prior", "D", "H", "Z1", "Z2", "
 def build_model(f, s):
     """The reference model the dump describes (convhvae: ConvHVAE on the dump's height x width images)."""
     a = f.attrs
-    if s("model") == "convhvae":
-        return ConvHVAE(s("likelihood"), s("prior"), int(a["height"]), int(a["width"]), int(a["H"]), int(a["Z1"]),
-                        int(a["Z2"]), int(a["K"]))
+    if s("model") in ("convhvae", "pixelhvae"):
+        cls = ConvHVAE if s("model") == "convhvae" else PixelHVAE
+        return cls(s("likelihood"), s("prior"), int(a["height"]), int(a["width"]), int(a["H"]), int(a["Z1"]),
+                   int(a["Z2"]), int(a["K"]))
     return Model(s("model"), s("likelihood"), s("prior"), int(a["D"]), int(a["H"]), int(a["Z1"]), int(a["Z2"]),
                  int(a["K"]))
 
 
 def run_reference(f, s, dtype):
-    """Reference loss/re/kl/grads on the dump's inputs, and the clamps' saturation counts {name: (lo, hi)}."""
+    """Reference loss/re/kl/grads on the dump's inputs, the clamps' saturation counts {name: (lo, hi)}, and for a
+    model with BatchNorm its running statistics after the step {name: array} and the evaluation-mode (re, kl) of
+    the batch with them (else {} and None)."""
     a = f.attrs
     model = build_model(f, s)
     if dtype == torch.float64:
         model.double()
     with torch.no_grad():
-        for k, p in model.named_parameters():
+        for k, p in state_tensors(model).items():
             p.copy_(torch.as_tensor(np.array(f["params"][k]), dtype=dtype))
     inputs = {}  # module name -> list of pre-activation tensors, one per call
 
@@ -65,6 +68,14 @@ def run_reference(f, s, dtype):
             mod.register_forward_hook(record(name))
     eps1 = np.array(f["eps1"]) if "eps1" in f else None
     loss, re, kl, grads = step(model, np.array(f["x"]), np.array(f["eps_top"]), eps1, float(a["beta"]))
+    running = {k: b.detach().numpy().copy() for k, b in kept_buffers(model).items()}
+    evaluated = None
+    if running:  # torch's train-mode forward moved them; now the evaluation mode with them
+        model.eval()
+        with torch.no_grad():
+            t = lambda v: None if v is None else torch.as_tensor(v, dtype=dtype)
+            e_re, e_kl = model.loss_terms(t(np.array(f["x"])), t(np.array(f["eps_top"])), t(eps1))
+        evaluated = (e_re.numpy(), e_kl.numpy())
 
     clamps = {}
     for name, mod in model.named_modules():
@@ -78,7 +89,7 @@ def run_reference(f, s, dtype):
             p = torch.sigmoid(v)
             lo = 1e-5 if s("likelihood") == "bernoulli" else 1.0 / 512.0
             clamps[f"x_mean clamp[{lo:g},1-{lo:g}]"] = (int((p <= lo).sum()), int((p >= 1.0 - lo).sum()))
-    return loss, re, kl, grads, clamps
+    return loss, re, kl, grads, clamps, running, evaluated
 
 
 def main(argv):
@@ -98,11 +109,11 @@ def main(argv):
         return 2
     s = lambda k: a[k].decode() if isinstance(a[k], bytes) else str(a[k])
     tag = f"{s('model')}/{s('likelihood')}/{s('prior')} B={int(a['B'])}"
-    if (s("model") in ("hvae", "convhvae")) != ("eps1" in f):
-        print(f"FAIL {tag}: /eps1 must be present exactly for hvae and convhvae")
+    if (s("model") in ("hvae", "convhvae", "pixelhvae")) != ("eps1" in f):
+        print(f"FAIL {tag}: /eps1 must be present exactly for hvae, convhvae and pixelhvae")
         return 1
-    if s("model") == "convhvae" and not all(k in a for k in ("height", "width")):
-        print(f"FAIL {path}: a convhvae dump needs the attributes height and width")
+    if s("model") in ("convhvae", "pixelhvae") and not all(k in a for k in ("height", "width")):
+        print(f"FAIL {path}: a {s('model')} dump needs the attributes height and width")
         return 2
 
     probe = build_model(f, s)
@@ -120,16 +131,20 @@ def main(argv):
         return 1
 
     if mode == "float32":
-        loss, re, kl, grads, clamps = run_reference(f, s, torch.float32)
+        loss, re, kl, grads, clamps, running, evaluated = run_reference(f, s, torch.float32)
     else:
-        loss, re, kl, grads, clamps = run_reference(f, s, torch.float64)
+        loss, re, kl, grads, clamps, running, evaluated = run_reference(f, s, torch.float64)
     if mode == "both":  # the float32 evaluation's distance from float64: the allowance
-        l32, re32, kl32, g32, _ = run_reference(f, s, torch.float32)
+        l32, re32, kl32, g32, _, run32, ev32 = run_reference(f, s, torch.float32)
         al_loss, al_re, al_kl = abs(l32 - loss), float(np.max(np.abs(re32 - re))), float(np.max(np.abs(kl32 - kl)))
         al_g = {k: float(np.linalg.norm(g32[k].astype(np.float64) - grads[k])) for k in grads}
+        al_run = {k: float(np.max(np.abs(run32[k] - running[k]))) for k in running}
+        al_ev = [float(np.max(np.abs(e32 - e))) for e32, e in zip(ev32, evaluated)] if evaluated else None
     else:
         al_loss = al_re = al_kl = 0.0
         al_g = {k: 0.0 for k in grads}
+        al_run = {k: 0.0 for k in running}
+        al_ev = [0.0, 0.0]
 
     ref = {"float32": "torch float32", "float64": "torch float64", "both": "torch float64 (+ float32 spread)"}[mode]
     print(f"{tag}: C (float32) against {ref}")
@@ -150,6 +165,22 @@ def main(argv):
         ok = d <= 1e-5 * scale + al
         fails += not ok
         row(f"{name} (per row)", str(c.shape), scale, d, d / scale if scale else d, al / scale if scale else al, ok)
+
+    if running and not ("running" in f and "eval_re" in f and "eval_kl" in f):
+        print(f"FAIL {tag}: a model with BatchNorm needs /running, /eval_re and /eval_kl in the dump")
+        return 2
+    for name in sorted(running):  # BatchNorm's running statistics after the step: elementwise, as re and kl
+        t, c = running[name].astype(np.float64), np.array(f["running"][name], np.float64)
+        scale, d = float(np.max(np.abs(t))), float(np.max(np.abs(c - t)))
+        ok = d <= 1e-5 * scale + al_run[name]
+        fails += not ok
+        row(name, str(c.shape), scale, d, d / scale, al_run[name] / scale, ok)
+    for name, t, al in zip(("eval_re", "eval_kl"), evaluated or (), al_ev or ()):  # evaluation mode with them
+        c = np.array(f[name], np.float64)
+        scale, d = float(np.max(np.abs(t))), float(np.max(np.abs(c - t)))
+        ok = d <= 1e-5 * scale + al
+        fails += not ok
+        row(f"{name} (per row)", str(c.shape), scale, d, d / scale, al / scale, ok)
 
     worst = (0.0, "")
     for name in sorted(grads):

@@ -347,10 +347,22 @@ class PixelHVAE(ConvHVAE):
         return torch.clamp(mean, 1.0 / 512.0, 1.0 - 1.0 / 512.0), self.p_x_logvar(h).flatten(1)
 
 
+def kept_buffers(model):
+    """{name: tensor} of the buffers vamp_mpi keeps beside the parameters: BatchNorm's running statistics (the
+    masks and num_batches_tracked are left out: they change no result)."""
+    return {k: b for k, b in model.named_buffers() if k.endswith((".running_mean", ".running_var"))}
+
+
+def state_tensors(model):
+    """{name: tensor}: the parameters and the kept buffers, the names vamp_mpi writes."""
+    return {**dict(model.named_parameters()), **kept_buffers(model)}
+
+
 def check_names(model, arrays):
-    """Problems between the model's parameters and a {name: array} dict, as three lists: names missing from
-    the dict, names the model does not have, and (name, dict shape, model shape) for shape mismatches."""
-    own = dict(model.named_parameters())
+    """Problems between the model's parameters (and kept buffers) and a {name: array} dict, as three lists: names
+    missing from the dict, names the model does not have, and (name, dict shape, model shape) for shape
+    mismatches."""
+    own = state_tensors(model)
     missing = sorted(set(own) - set(arrays))
     unexpected = sorted(set(arrays) - set(own))
     shapes = [(k, tuple(np.shape(arrays[k])), tuple(own[k].shape)) for k in sorted(set(own) & set(arrays))
@@ -366,7 +378,7 @@ def load_params(model, arrays):
         raise ValueError(f"parameter names/shapes do not match the reference: missing {missing}, "
                          f"unexpected {unexpected}, shape (given, expected) {shapes}")
     with torch.no_grad():
-        for k, p in model.named_parameters():
+        for k, p in state_tensors(model).items():
             p.copy_(torch.as_tensor(np.asarray(arrays[k]), dtype=p.dtype))
 
 

@@ -1,10 +1,14 @@
 /* parity_dump: one training-step gradient of a tiny model, dumped to HDF5 for tests/reference/compare.py.
- * usage: parity_dump OUT.h5 vae|hvae|convhvae bernoulli|logistic256 standard|mog|vampprior|vampprior_data B SEED [CHUNKS]
+ * usage: parity_dump OUT.h5 vae|hvae|convhvae|pixelhvae bernoulli|logistic256 standard|mog|vampprior|vampprior_data B
+ *        SEED [CHUNKS]
  * It computes what a one-rank training step computes (pseudo-input encodings, chunk forward/backward with
- * scale 1/B, pseudo-input backward), with the batch and the pseudo-inputs cut into CHUNKS pieces (default 1)
- * as data.stripes cuts them, and writes /params, /grads, /x, /eps_top, /eps1, /re, /kl and the loss.
+ * scale 1/B in the model's stages with the chunks' BatchNorm sums combined in between, pseudo-input backward), with
+ * the batch and the pseudo-inputs cut into CHUNKS pieces (default 1) as data.stripes cuts them, and writes /params,
+ * /grads, /x, /eps_top, /eps1, /re, /kl and the loss. With BatchNorm (pixelhvae) also /running (the running
+ * statistics after the step) and /eval_re, /eval_kl (the evaluation-mode terms of the batch with them).
  * Not a training run: parameters are the initialisation, pushed so that every clamp saturates somewhere.
- * Images are 3x4 for vae/hvae, 7x6 for convhvae (odd and even sides through its two stride-2 layers: F = 24). */
+ * Images are 3x4 for vae/hvae, 7x6 for convhvae and pixelhvae (odd and even sides through the two stride-2 layers:
+ * F = 24). */
 #include "vamp/check.h"
 #include "vamp/h5io.h"
 #include "vamp/config.h"
@@ -12,6 +16,7 @@
 #include "vamp/rng.h"
 
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,14 +79,19 @@ static void straddle(const vamp_model *m, float *params, vamp_linear lin, int un
 static void spread(const vamp_model *m, float *params, vamp_linear conv, float lo, float hi, const float *pre,
                    size_t n)
 {
-    float *W = params + m->layout.t[conv.W].offset, *b = params + m->layout.t[conv.b].offset;
+    float *W = params + m->layout.t[conv.W].offset, *b = conv.b >= 0 ? params + m->layout.t[conv.b].offset : NULL;
     float *v = xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) v[i] = pre[i] - b[0];
+    for (size_t i = 0; i < n; i++) v[i] = pre[i] - (b ? b[0] : 0.0f);
     qsort(v, n, sizeof(float), cmp_float);
     const float q1 = 0.5f * (v[n / 4 - 1] + v[n / 4]), q3 = 0.5f * (v[3 * n / 4 - 1] + v[3 * n / 4]);
-    const float s = (hi - lo) / (q3 - q1);
+    float s = (hi - lo) / (q3 - q1);
+    if (b) {
+        b[0] = lo - s * q1;
+    } else if (q1 < 0.0f && q3 > 0.0f) { /* no bias (the pixelhvae's logistic heads): scale until both quartiles
+                                          * pass their edges (which straddle or touch 0) */
+        s = 1.5f * fmaxf(lo / q1, hi > 0.0f ? hi / q3 : 0.0f);
+    }
     for (size_t i = 0; i < m->layout.t[conv.W].size; i++) W[i] *= s;
-    b[0] = lo - s * q1;
     free(v);
 }
 
@@ -100,13 +110,13 @@ static void calibrate(const vamp_model *m, float *params, const float *x, const 
     straddle(m, params, m->enc.logvar, 0, -6.0f, cal.enc.lv_pre, R, Zt);
     straddle(m, params, m->enc.logvar, 1, 2.0f, cal.enc.lv_pre, R, Zt);
     if (m->hvae) {
-        model_forward(m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
+        model_forward_train(m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
         straddle(m, params, m->q1_logvar, 0, -6.0f, cal.q1_lv_pre, R, Z1);
         straddle(m, params, m->q1_logvar, 1, 2.0f, cal.q1_lv_pre, R, Z1);
         straddle(m, params, m->pz1_logvar, 0, -6.0f, cal.pz1_lv_pre, R, Z1);
         straddle(m, params, m->pz1_logvar, 1, 2.0f, cal.pz1_lv_pre, R, Z1);
     }
-    model_forward(m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
+    model_forward_train(m, &cal, params, x, eps_top, eps1, R, noprior, noprior, beta);
     if (m->conv) {
         spread(m, params, m->px_mean, -edge, edge, cal.x_pre, (size_t)R * D);
         if (m->logistic) spread(m, params, m->px_logvar, -4.5f, 0.0f, cal.xlv_pre, (size_t)R * D);
@@ -127,15 +137,15 @@ static int piece(int n, int c, int i) { return (int)((long)n * i / c); }
 
 int main(int argc, char **argv)
 {
-    static const char *const models[] = {"vae", "hvae", "convhvae"};
+    static const char *const models[] = {"vae", "hvae", "convhvae", "pixelhvae"};
     static const char *const liks[] = {"bernoulli", "logistic256"};
     static const char *const priors[] = {"standard", "mog", "vampprior", "vampprior_data"};
     if (argc != 7 && argc != 8) {
-        fprintf(stderr, "usage: parity_dump OUT.h5 vae|hvae|convhvae bernoulli|logistic256 "
+        fprintf(stderr, "usage: parity_dump OUT.h5 vae|hvae|convhvae|pixelhvae bernoulli|logistic256 "
                         "standard|mog|vampprior|vampprior_data B SEED [CHUNKS]\n");
         return VAMP_EXIT_INPUT;
     }
-    const int model = lookup(argv[2], models, 3), lik = lookup(argv[3], liks, 2), prior = lookup(argv[4], priors, 4);
+    const int model = lookup(argv[2], models, 4), lik = lookup(argv[3], liks, 2), prior = lookup(argv[4], priors, 4);
     const long B = parse_long(argv[5], 2, 64), seed = parse_long(argv[6], 0, 1L << 40);
     const long chunks = argc == 8 ? parse_long(argv[7], 1, 64) : 1;
     const int K = 6; /* prior components */
@@ -157,7 +167,8 @@ int main(int argc, char **argv)
     c.z1 = 5;
     c.z2 = 4;
     c.components = K;
-    const int height = model == MODEL_CONVHVAE ? 7 : 3, width = model == MODEL_CONVHVAE ? 6 : 4;
+    const int conv = model == MODEL_CONVHVAE || model == MODEL_PIXELHVAE;
+    const int height = conv ? 7 : 3, width = conv ? 6 : 4;
     const float beta = 0.7f; /* not 1: the warm-up factor must scale only the KL */
 
     vamp_model m;
@@ -211,16 +222,48 @@ int main(int argc, char **argv)
     }
 
     float *re = xmalloc((size_t)R * sizeof(float)), *kl = xmalloc((size_t)R * sizeof(float));
-    vamp_acts a;
-    acts_init(&a, &m, (R + C - 1) / C); /* the largest piece */
+    vamp_acts *a = xmalloc((size_t)C * sizeof *a); /* each piece keeps its activations across the stages */
+    for (int i = 0; i < C; i++) acts_init(&a[i], &m, piece(R, C, i + 1) - piece(R, C, i));
+    const int L = model_sync_layers(&m);
+    const size_t len = model_sync_len(&m);
+    double *parts = xmalloc(((size_t)C * len + 1) * sizeof(double));      /* (C, len) one stage's partials */
+    double *totals = xmalloc(((size_t)(L + 1) * len + 1) * sizeof(double)); /* (L, len) the forward's combines */
+    double *total = totals + (size_t)L * len;
     double sum = 0.0;
+    for (int s = 0; s <= L; s++) { /* the forward, stage by stage (one stage without BatchNorm) */
+        for (int i = 0; i < C; i++) {
+            const int r0 = piece(R, C, i), n = piece(R, C, i + 1) - r0;
+            sum += model_forward_stage(&m, &a[i], params, x + (size_t)r0 * D, eps_top + (size_t)r0 * Zt,
+                                       Z1 ? eps1 + (size_t)r0 * Z1 : NULL, n, pm, plv, beta, s,
+                                       s ? totals + (size_t)(s - 1) * len : NULL);
+            if (s < L) memcpy(parts + (size_t)i * len, a[i].bn_part + (size_t)s * len, len * sizeof(double));
+        }
+        if (s < L) batchnorm2d_combine(totals + (size_t)s * len, parts, C, len);
+    }
+    for (int s = L; s >= 0; s--) { /* and the backward */
+        for (int i = 0; i < C; i++) {
+            const int n = piece(R, C, i + 1) - piece(R, C, i);
+            model_backward_stage(&m, &a[i], params, grads, dpm, dplv, pm, plv, n, beta, 1.0f / (float)R, s, total);
+            if (s > 0) memcpy(parts + (size_t)i * len, a[i].bn_part + (size_t)(s - 1) * len, len * sizeof(double));
+        }
+        if (s > 0) batchnorm2d_combine(total, parts, C, len);
+    }
     for (int i = 0; i < C; i++) {
         const int r0 = piece(R, C, i), n = piece(R, C, i + 1) - r0;
-        sum += model_forward(&m, &a, params, x + (size_t)r0 * D, eps_top + (size_t)r0 * Zt,
-                             Z1 ? eps1 + (size_t)r0 * Z1 : NULL, n, pm, plv, beta);
-        model_backward(&m, &a, params, grads, dpm, dplv, pm, plv, n, beta, 1.0f / (float)R);
-        memcpy(re + r0, a.re, (size_t)n * sizeof(float));
-        memcpy(kl + r0, a.kl, (size_t)n * sizeof(float));
+        memcpy(re + r0, a[i].re, (size_t)n * sizeof(float));
+        memcpy(kl + r0, a[i].kl, (size_t)n * sizeof(float));
+    }
+    /* BatchNorm: the running statistics after the step, and the evaluation-mode terms of the batch with them */
+    float *after = xmalloc(N * sizeof(float)), *eval_re = xmalloc((size_t)R * sizeof(float));
+    float *eval_kl = xmalloc((size_t)R * sizeof(float));
+    memcpy(after, params, N * sizeof(float));
+    for (int s = 0; s < L; s++) model_bn_running_update(&m, after, s, totals + (size_t)s * len);
+    for (int i = 0; L && i < C; i++) {
+        const int r0 = piece(R, C, i), n = piece(R, C, i + 1) - r0;
+        model_forward(&m, &a[i], after, x + (size_t)r0 * D, eps_top + (size_t)r0 * Zt,
+                      Z1 ? eps1 + (size_t)r0 * Z1 : NULL, n, pm, plv, 1.0f);
+        memcpy(eval_re + r0, a[i].re, (size_t)n * sizeof(float));
+        memcpy(eval_kl + r0, a[i].kl, (size_t)n * sizeof(float));
     }
     if (m.pseudo >= 0)
         for (int i = 0; i < C; i++) {
@@ -242,6 +285,15 @@ int main(int argc, char **argv)
     }
     CHECK_H5(H5Gclose(gp));
     CHECK_H5(H5Gclose(gg));
+    if (L) {
+        hid_t gr = H5Gcreate2(f, "running", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        CHECK_H5(gr);
+        for (int i = 0; i < m.layout.n; i++)
+            if (m.layout.t[i].buffer) write_tensor(gr, &m.layout.t[i], after + m.layout.t[i].offset);
+        CHECK_H5(H5Gclose(gr));
+        write_ds(f, "eval_re", eval_re, (size_t)R, 0);
+        write_ds(f, "eval_kl", eval_kl, (size_t)R, 0);
+    }
     write_ds(f, "x", x, (size_t)R, D);
     write_ds(f, "eps_top", eps_top, (size_t)R, (size_t)Zt);
     if (Z1) write_ds(f, "eps1", eps1, (size_t)R, (size_t)Z1);
@@ -263,7 +315,13 @@ int main(int argc, char **argv)
     attr_d(f, "chunks", C);
     CHECK_H5(H5Fclose(f));
 
-    acts_free(&a);
+    for (int i = 0; i < C; i++) acts_free(&a[i]);
+    free(a);
+    free(parts);
+    free(totals);
+    free(after);
+    free(eval_re);
+    free(eval_kl);
     if (pa) {
         for (int i = 0; i < C; i++) enc_acts_free(&pa[i]);
         free(pa);
