@@ -2,12 +2,12 @@
  * measured in the same run. Prints figures; decides nothing (speed targets are not tests).
  * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior] [--stripes S]
  *        [--no-is] (skips the IS log-likelihood)
- *        (models: vae_*, hvae_*, convhvae_* with * = standard or vampprior)
+ *        (models: vae_*, hvae_*, convhvae_*, pixelhvae_* with * = standard or vampprior)
  * (P <= S; P need not divide S: the ranks then hold ceil(S/P) or floor(S/P) stripes each)
  * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4 unless --stripes: chunks of 100 / S rows): ms per step and per phase (max over ranks),
  * useful GFLOP/s and % of the sgemm peak, for train.reduce = exact and fast; IS seconds per test image at
- * S = 5000 (measured on a few images; convhvae: S = 500 on one image per stripe, its decoder costs ~0.35 GFLOP
- * per sample); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
+ * S = 5000 (measured on a few images; convhvae, pixelhvae: S = 500 on one image per stripe, their decoders cost
+ * ~0.35 and ~0.5 GFLOP per sample); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
  * of doubles from 8 B to 32 MB (the input of analysis/scaling_model.py) and whether overlapping the gradient
  * allreduce with computation pays on this machine. Synthetic data, no files.
  * vamp_bench --conv: instead, the GatedConv2d layers of the reference's convHVAE (conv.h) at batch 100 on rank 0:
@@ -61,7 +61,8 @@ static void synthetic_split(vamp_split *s, long n, int S, int rank, int size, si
     }
 }
 
-/* Output positions per image of the convolution whose weight is tensor i (convhvae). */
+/* Output positions per image of the convolution whose weight is tensor i (convhvae; the pixelhvae's PixelCNN and
+ * heads are at full resolution, as the convhvae's heads). */
 static double conv_positions(const vamp_model *m, int i)
 {
     const vamp_conv_stack *stacks[3] = {&m->enc_conv, &m->q1_conv, &m->px_conv};
@@ -327,17 +328,21 @@ int main(int argc, char **argv)
     for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
         vamp_config c;
         config_defaults(&c);
-        c.model_type = !strncmp(name, "convhvae", 8) ? MODEL_CONVHVAE : !strncmp(name, "hvae", 4) ? MODEL_HVAE : MODEL_VAE;
+        c.model_type = !strncmp(name, "convhvae", 8)    ? MODEL_CONVHVAE
+                       : !strncmp(name, "pixelhvae", 9) ? MODEL_PIXELHVAE
+                       : !strncmp(name, "hvae", 4)      ? MODEL_HVAE
+                                                        : MODEL_VAE;
+        const int conv = c.model_type == MODEL_CONVHVAE || c.model_type == MODEL_PIXELHVAE;
         c.prior = strstr(name, "vampprior") ? PRIOR_VAMPPRIOR : PRIOR_STANDARD;
         c.eval_samples = 5000;
-        if (c.model_type == MODEL_CONVHVAE) c.eval_block = c.eval_batch = 100; /* as its presets: ~4 MB per row */
+        if (conv) c.eval_block = c.eval_batch = 100; /* as their presets: ~4-5.5 MB per row */
         c.stripes = stripes;
         vamp_data d;
         memset(&d, 0, sizeof d);
         d.D = D;
         d.height = d.width = 28;
         synthetic_split(&d.train, 4000, c.stripes, rank, size, D, 1);
-        synthetic_split(&d.test, c.model_type == MODEL_CONVHVAE ? c.stripes : 8, c.stripes, rank, size, D, 2);
+        synthetic_split(&d.test, conv ? c.stripes : 8, c.stripes, rank, size, D, 2);
         for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, comm);
         data_free(&d);
     }

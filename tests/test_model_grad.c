@@ -1,4 +1,5 @@
-/* Finite-difference check of the whole model's gradient: for vae/hvae/convhvae x bernoulli/logistic256 x every prior, the
+/* Finite-difference check of the whole model's gradient: for vae/hvae/convhvae/pixelhvae x bernoulli/logistic256 x every
+ * prior, the
  * hand-written backward pass (pseudo-inputs through the encoder and their hardtanh, the MoG parameters) against
  * central differences of the training loss as the trainer computes it on one rank, tensor by tensor.
  * The model has kinks (hardtanh of log-variances and pseudo-inputs, the clamps of the likelihoods): the test
@@ -10,6 +11,11 @@
  * a larger step and absolute tolerance (its convolution gradients are ~1e-2, near the float noise of the finite
  * differences; test_parity checks them against float64 PyTorch to 1e-4). Its 1x1 heads share one bias over all
  * pixels, so its likelihood clamps stay unsaturated here (test_parity saturates them).
+ * The pixelhvae (same images; standard and VampPrior, both likelihoods) is checked in training mode: BatchNorm with the statistics of the R rows, through which
+ * every row's gradient flows into every other's. Its masked taps are not checked here: the loss does not depend on
+ * them, while their gradient is by design the full, unmasked one (conv.h; test_parity checks it against the
+ * reference's); its running statistics are no parameters. ReLU kinks inside the PixelCNN are left to the
+ * stencil's kink detection.
  * It does not compare against PyTorch (tests/reference does). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +29,7 @@
 #include <string.h>
 
 #include "vamp/config.h"
+#include "vamp/conv.h"
 #include "vamp/model.h"
 
 enum { R = 4, D_MLP = 5, CONV_H = 6, CONV_W = 5, CONV_COORDS = 6 }; /* rows, pixels, convhvae image */
@@ -34,6 +41,13 @@ static const double FD_H_MLP = 1e-2;       /* step; the loss is float inside, so
  * enough after the Richardson extrapolation; the noise left, a few float ulps of the loss over the step
  * (measured: ~5e-7 |loss| over CONV_COORDS coordinates), sets its absolute tolerance, TOL_ABS_CONV |loss| */
 static const double FD_H_CONV = 1e-1;
+/* pixelhvae: its loss is far more curved in each parameter (8 layers of BatchNorm, conv weights of ~0.04): a
+ * smaller step (at 1e-1 the PixelCNN's gradients were off by 3%); the loss's float noise, ~1e-7 of it (measured
+ * over ulp steps of one parameter), over this step then sets the absolute tolerance, TOL_ABS_PIXEL |loss| (over
+ * CONV_COORDS coordinates, with the extrapolation's 5/3): gradients of ~0.1 and more (the PixelCNN's) are checked
+ * to 1%, the small ones of the encoders only roughly (the convhvae checks those; test_parity checks all to 1e-4) */
+static const double FD_H_PIXEL = 2e-2;
+static const double TOL_ABS_PIXEL = 1e-5;
 static const double TOL_ABS_CONV = 1e-6;
 static const double TOL_REL = 1e-2;    /* per tensor: ||a - n|| <= TOL_REL ||n|| + TOL_ABS */
 static const double TOL_ABS = 1e-4;
@@ -84,7 +98,7 @@ static double loss(fixture *f)
         pm = tensor(m, f->params, m->mog_means);
         plv = tensor(m, f->params, m->mog_logvars);
     }
-    return model_forward(m, &f->a, f->params, f->x, f->eps_top, f->eps1, R, pm, plv, BETA);
+    return model_forward_train(m, &f->a, f->params, f->x, f->eps_top, f->eps1, R, pm, plv, BETA);
 }
 
 /* grads (layout.total) = d(scale * loss)/d params, through the prior components as the trainer does. */
@@ -108,7 +122,7 @@ static void analytic(fixture *f, float *grads, float scale)
         dpm = tensor(m, grads, m->mog_means);
         dplv = tensor(m, grads, m->mog_logvars);
     }
-    model_backward(m, &f->a, f->params, grads, dpm, dplv, pm, plv, R, BETA, scale);
+    model_backward_train(m, &f->a, f->params, grads, dpm, dplv, pm, plv, R, BETA, scale);
     if (m->pseudo >= 0) model_pseudo_backward(m, &f->pa, f->params, grads, 0, m->K, dpm, dplv);
 }
 
@@ -183,7 +197,12 @@ static void draw_px_mlp(fixture *f, lcg *r)
 static void draw_px_conv(fixture *f, lcg *r)
 {
     const vamp_model *m = &f->m;
-    if (m->logistic) {
+    if (m->pixel) { /* under ReLU outputs ~5 (see draw_point): mean logits within a few units of 0 and (no bias)
+                     * negative log-scale weights for log-scales ~ -2.2, inside (-4.5, 0) */
+        scale_tensor(m, f->params, m->px_mean.W, 0.2f);
+        float *W = m->logistic ? tensor(m, f->params, m->px_logvar.W) : NULL;
+        for (int c = 0; W && c < VAMP_PIXEL_CH; c++) W[c] = (float)(-2.2 / (5.0 * VAMP_PIXEL_CH) * (1.0 + 0.2 * lcg_normal(r)));
+    } else if (m->logistic) {
         scale_tensor(m, f->params, m->px_logvar.W, 0.3f);
         tensor(m, f->params, m->px_logvar.b)[0] = (float)(-2.2 + 0.3 * lcg_normal(r));
     }
@@ -217,6 +236,15 @@ static void draw_point(fixture *f, lcg *r)
     }
     if (m->conv) draw_px_conv(f, r);
     else draw_px_mlp(f, r);
+    for (int l = 0; m->pixel && l < VAMP_PIXEL_LAYERS; l++) { /* BatchNorm's outputs ~ N(5, 1): the PixelCNN's
+        * ReLUs in their linear part (60,000 kinks at N(0, 1) put some in every stencil; at N(3, 1) the few elements
+        * below -3 sigma still did, measured) */
+        float *gamma = tensor(m, f->params, m->pcnn[l].gamma), *beta = tensor(m, f->params, m->pcnn[l].beta);
+        for (int c = 0; c < VAMP_PIXEL_CH; c++) {
+            gamma[c] = (float)(1.0 + 0.1 * lcg_normal(r));
+            beta[c] = (float)(5.0 + 0.1 * lcg_normal(r));
+        }
+    }
     if (m->pseudo >= 0) { /* mostly inside (0,1), every fourth outside by far: both sides of the hardtanh */
         float *u = tensor(m, f->params, m->pseudo);
         for (size_t i = 0; i < m->layout.t[m->pseudo].size; i++)
@@ -248,7 +276,7 @@ static int fixture_init(fixture *f, vamp_model_type type, vamp_likelihood lik, v
     c.z2 = 2;
     c.components = 3;
     vamp_model *m = &f->m;
-    if (type == MODEL_CONVHVAE) model_init(m, &c, CONV_H, CONV_W);
+    if (type == MODEL_CONVHVAE || type == MODEL_PIXELHVAE) model_init(m, &c, CONV_H, CONV_W);
     else model_init(m, &c, 1, D_MLP);
     f->D = (int)m->D;
     const int D = f->D;
@@ -299,7 +327,7 @@ typedef struct { vamp_model_type type; vamp_likelihood lik; vamp_prior_type prio
  * noise, ~0.1 here) and differ by about |jump in slope| / h when a kink lies within 2h. */
 static double numeric_derivative(fixture *f, float *p, double f0)
 {
-    const double FD_H = f->m.conv ? FD_H_CONV : FD_H_MLP;
+    const double FD_H = f->m.pixel ? FD_H_PIXEL : f->m.conv ? FD_H_CONV : FD_H_MLP;
     const float keep = *p;
     float v[4] = {(float)(keep - 2 * FD_H), (float)(keep - FD_H), (float)(keep + FD_H), (float)(keep + 2 * FD_H)};
     double fv[4];
@@ -321,7 +349,26 @@ static size_t coord(size_t size, size_t k, size_t n) { return (size_t)(((double)
 
 typedef struct { double err, ref; size_t checked, skipped; } tensor_check;
 
-static double tol_abs(const vamp_model *m, double f0) { return m->conv ? fmax(TOL_ABS, TOL_ABS_CONV * fabs(f0)) : TOL_ABS; }
+static double tol_abs(const vamp_model *m, double f0)
+{
+    return m->conv ? fmax(TOL_ABS, (m->pixel ? TOL_ABS_PIXEL : TOL_ABS_CONV) * fabs(f0)) : TOL_ABS;
+}
+
+/* pixelhvae: whether element i of tensor t is a masked tap of a PixelCNN weight (the loss does not depend on it). */
+static int masked_tap(const vamp_model *m, int t, size_t i)
+{
+    for (int l = 0; m->pixel && l < VAMP_PIXEL_LAYERS; l++)
+        if (m->pcnn[l].W == t) return !conv_mask_keeps((int)(i / 3 % 3), (int)(i % 3), 3, m->pcnn[l].mask);
+    return 0;
+}
+
+/* Coordinate k of the n checked in tensor t: spread evenly, moved on to the next unmasked tap. */
+static size_t checked_coord(const vamp_model *m, int t, size_t k, size_t n)
+{
+    size_t i = coord(m->layout.t[t].size, k, n);
+    while (masked_tap(m, t, i)) i++; /* the tap at 0 of every kernel is kept, so this stays in the tensor */
+    return i;
+}
 
 /* ||analytic - numeric|| and ||numeric|| over the checked coordinates of tensor t; prints them on failure. */
 static tensor_check check_tensor(fixture *f, const float *g, int t, double f0, const char *label)
@@ -331,7 +378,7 @@ static tensor_check check_tensor(fixture *f, const float *g, int t, double f0, c
     double dd = 0.0, nn = 0.0;
     tensor_check c = {0.0, 0.0, n, 0};
     for (size_t k = 0; k < n; k++) {
-        const size_t i = coord(T->size, k, n);
+        const size_t i = checked_coord(&f->m, t, k, n);
         double num = numeric_derivative(f, &f->params[T->offset + i], f0);
         if (isnan(num)) {
             c.skipped++;
@@ -346,7 +393,7 @@ static tensor_check check_tensor(fixture *f, const float *g, int t, double f0, c
     if (!(c.err <= TOL_REL * c.ref + tol_abs(&f->m, f0)) || c.ref == 0.0) { /* an all-zero gradient would check nothing */
         printf("  FAIL %s %s: ||a-n|| = %.3g, ||n|| = %.3g (%zu skipped)\n", label, T->name, c.err, c.ref, c.skipped);
         for (size_t k = 0; k < n; k++) { /* the coordinates, to see the pattern */
-            const size_t i = coord(T->size, k, n);
+            const size_t i = checked_coord(&f->m, t, k, n);
             double num = numeric_derivative(f, &f->params[T->offset + i], f0);
             printf("       [%zu] analytic % .6f numeric % .6f\n", i, g[T->offset + i], num);
         }
@@ -377,6 +424,7 @@ static void check_config(void **state)
     size_t skipped = 0, checked = 0;
     double worst_ratio = -1.0;
     for (int t = 0; t < m->layout.n; t++) {
+        if (m->layout.t[t].buffer) continue; /* BatchNorm's running statistics: not in the training loss */
         tensor_check c = check_tensor(&f, g, t, f0, label);
         double ratio = c.err / (TOL_REL * c.ref + tol_abs(m, f0));
         skipped += c.skipped;
@@ -416,18 +464,85 @@ static config_triple configs[] = {
     {MODEL_CONVHVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR},  {MODEL_CONVHVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR_DATA},
     {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_STANDARD}, {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_MOG},
     {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR}, {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR_DATA},
+    /* the priors act on the top latent only, whose encoder the pixelhvae shares with the convhvae (all four above):
+     * its decoder is checked under the standard prior and the VampPrior (pseudo-inputs through the same encoder) */
+    {MODEL_PIXELHVAE, LIK_BERNOULLI, PRIOR_STANDARD},   {MODEL_PIXELHVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR},
+    {MODEL_PIXELHVAE, LIK_LOGISTIC256, PRIOR_STANDARD}, {MODEL_PIXELHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR},
 };
+
+/* The pixelhvae draws its pictures pixel by pixel, each pass on a band of the last L + 1 rows only (model_decode).
+ * The conditional mean it records for pixel (i,j) must be the teacher-forced pass's mean at (i,j) on the finished
+ * image with the same latents: the masks make pixel (i,j) depend on earlier pixels only, and the band must lose
+ * nothing. 11x5 images: rows beyond L + 1 = 9, so that the band is cut. BatchNorm's running statistics are moved off
+ * their initial 0 / 1 so that the evaluation mode is not the identity, and its weights to ~2, so that a band one
+ * row short shows (measured: 3e-4 against 6e-8 for the right band). */
+static void pixel_sampling(void **state)
+{
+    const vamp_likelihood lik = *(const vamp_likelihood *)*state;
+    enum { PR = 3, PH = 11, PW = 5 };
+    vamp_config c;
+    config_defaults(&c);
+    c.model_type = MODEL_PIXELHVAE;
+    c.likelihood = lik;
+    c.prior = PRIOR_STANDARD;
+    c.hidden = 6;
+    c.z1 = 3;
+    c.z2 = 2;
+    vamp_model m;
+    model_init(&m, &c, PH, PW);
+    const size_t D = m.D, N = m.layout.total;
+    float *params = malloc(N * sizeof(float)), *x = malloc(PR * D * sizeof(float));
+    float *drawn = malloc(PR * D * sizeof(float)), *eps = calloc(PR * 3, sizeof(float));
+    model_init_params(&m, params, 5);
+    lcg r = {77u + lik};
+    for (int l = 0; l < VAMP_PIXEL_LAYERS; l++) {
+        float *mean = tensor(&m, params, m.pcnn[l].rmean), *var = tensor(&m, params, m.pcnn[l].rvar);
+        float *gamma = tensor(&m, params, m.pcnn[l].gamma); /* > 1: a far row's influence grows layer by layer */
+        for (int ch = 0; ch < VAMP_PIXEL_CH; ch++) {
+            mean[ch] = (float)(0.2 * lcg_normal(&r));
+            var[ch] = (float)(0.5 + lcg_unit(&r));
+            gamma[ch] = (float)(2.0 + 0.2 * lcg_normal(&r));
+        }
+    }
+    for (size_t i = 0; i < PR * D; i++) x[i] = lik == LIK_LOGISTIC256 ? (float)lcg_unit(&r) : (float)(lcg_unit(&r) < 0.4);
+    vamp_acts a;
+    acts_init(&a, &m, PR);
+    model_forward(&m, &a, params, x, eps, eps, PR, NULL, NULL, 1.0f); /* latents: the posterior means of x */
+    float *cond = malloc(PR * D * sizeof(float));
+    model_decode(&m, &a, params, a.z_top, NULL, PR, cond, 9, 0);
+    for (int row = 0; row < PR; row++) memcpy(drawn + row * D, a.pin + row * 3 * D, D * sizeof(float)); /* channel 0 */
+    int changed = 0;
+    for (size_t i = 0; i < PR * D; i++) changed += drawn[i] != x[i];
+    assert_true(changed > 0); /* a drawn image, not the input */
+    model_forward_encoded(&m, &a, params, drawn, eps, eps, PR, NULL, NULL, 1.0f); /* x's latents, the drawn image */
+    double worst = 0.0;
+    for (size_t i = 0; i < PR * D; i++) worst = fmax(worst, fabs((double)cond[i] - a.x_mean[i]));
+    printf("  pixelhvae/%s: %dx%d images, max |conditional mean - teacher-forced mean| = %.2e\n",
+           config_likelihood_name(lik), PH, PW, worst);
+    assert_true(worst <= 2.5e-7); /* a few float ulps: the band and the full pass round differently, nothing more */
+    acts_free(&a);
+    free(cond);
+    free(eps);
+    free(drawn);
+    free(x);
+    free(params);
+}
 
 int main(void)
 {
     enum { NCONF = sizeof configs / sizeof configs[0] };
-    struct CMUnitTest tests[NCONF];
+    static const vamp_likelihood liks[2] = {LIK_BERNOULLI, LIK_LOGISTIC256};
+    struct CMUnitTest tests[NCONF + 2];
     static char names[NCONF][64];
     for (int i = 0; i < NCONF; i++) {
         snprintf(names[i], sizeof names[i], "%s/%s/%s", config_model_name(configs[i].type),
                  config_likelihood_name(configs[i].lik), config_prior_name(configs[i].prior));
         tests[i] = (struct CMUnitTest)cmocka_unit_test_prestate(check_config, &configs[i]);
         tests[i].name = names[i];
+    }
+    for (int i = 0; i < 2; i++) {
+        tests[NCONF + i] = (struct CMUnitTest)cmocka_unit_test_prestate(pixel_sampling, (void *)&liks[i]);
+        tests[NCONF + i].name = i ? "pixelhvae/logistic256: sampling pixel by pixel" : "pixelhvae/bernoulli: sampling pixel by pixel";
     }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,8 +5,9 @@
 #     with 12 stripes;
 #  2. train.reduce = fast: -np 2 follows the single-rank trajectory within float tolerance over 20 steps;
 #  3. vae + vampprior on a 2,000-image subset improves the validation ELBO over 3 epochs.
-#  4. convhvae + vampprior on 8x6 block means of Fashion-MNIST (tests/tools/tiny_images.py): final parameters
-#     bit-identical for -np 1, 2 and 4 after 12 steps, for both likelihoods.
+#  4. convhvae and pixelhvae + vampprior on 8x6 block means of Fashion-MNIST (tests/tools/tiny_images.py): final
+#     parameters bit-identical for -np 1, 2 and 4 after 12 steps, for both likelihoods (the pixelhvae's BatchNorm
+#     running statistics included: its batch statistics combine the 4 chunks' sums whichever ranks hold them).
 # usage: test_mpi_train.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
@@ -82,18 +83,21 @@ sys.exit(not (a < 0 and abs(a-p) < 1e-3))"
 
 /usr/bin/python3 "$SRC/tests/tools/tiny_images.py" "$TMP/fm.h5" "$TMP/tiny.h5" 8 6 480 100 100 ||
   { echo "tiny_images.py failed"; exit 1; }
-for lik in bernoulli logistic256; do
-  bin=dynamic
-  [ $lik = logistic256 ] && bin=none
-  for np in 1 2 4; do
-    run $np "$TMP/conv_${lik}_$np" --set data.path="$TMP/tiny.h5" --set model.type=convhvae --set model.hidden=32 \
-      --set model.z1=6 --set model.z2=4 --set prior.components=8 --set model.likelihood=$lik \
-      --set data.binarize=$bin --set train.max_steps=12 --set data.train_limit=0 --set data.valid_limit=0 \
-      --set data.test_limit=0 --set eval.samples=20 --set eval.block=20 >/dev/null 2>&1
-  done
-  for np in 2 4; do
-    check "convhvae $lik: -np $np params bit-identical to -np 1" \
-      /usr/bin/python3 "$SRC/tests/tools/h5params.py" "$TMP/conv_${lik}_1/final.h5" "$TMP/conv_${lik}_$np/final.h5" --exact
+for model in convhvae pixelhvae; do
+  for lik in bernoulli logistic256; do
+    bin=dynamic
+    [ $lik = logistic256 ] && bin=none
+    for np in 1 2 4; do
+      run $np "$TMP/${model}_${lik}_$np" --set data.path="$TMP/tiny.h5" --set model.type=$model \
+        --set model.hidden=32 --set model.z1=6 --set model.z2=4 --set prior.components=8 --set model.likelihood=$lik \
+        --set data.binarize=$bin --set train.max_steps=12 --set data.train_limit=0 --set data.valid_limit=0 \
+        --set data.test_limit=0 --set eval.samples=20 --set eval.block=20 >/dev/null 2>&1
+    done
+    for np in 2 4; do
+      check "$model $lik: -np $np params bit-identical to -np 1" \
+        /usr/bin/python3 "$SRC/tests/tools/h5params.py" "$TMP/${model}_${lik}_1/final.h5" \
+        "$TMP/${model}_${lik}_$np/final.h5" --exact
+    done
   done
 done
 finish

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vamp_ref import ConvHVAE, Model, PixelHVAE, check_names, kept_buffers, step, state_tensors  # noqa: E402
+from vamp_ref import check_names, kept_buffers, make_model, step, state_tensors  # noqa: E402
 
 # 1e-4, not 1e-3: against float64 the C gradients agree to ~3e-6 in every configuration, and a leak through
 # the logistic mean's clamp (a gradient scaled by p(1-p) <= 1/512) moves p_x_mean.linear by only 1.4e-4.
@@ -39,12 +39,8 @@ ATTRS = ("loss", "beta", "model", "likelihood", "prior", "D", "H", "Z1", "Z2", "
 def build_model(f, s):
     """The reference model the dump describes (convhvae: ConvHVAE on the dump's height x width images)."""
     a = f.attrs
-    if s("model") in ("convhvae", "pixelhvae"):
-        cls = ConvHVAE if s("model") == "convhvae" else PixelHVAE
-        return cls(s("likelihood"), s("prior"), int(a["height"]), int(a["width"]), int(a["H"]), int(a["Z1"]),
-                   int(a["Z2"]), int(a["K"]))
-    return Model(s("model"), s("likelihood"), s("prior"), int(a["D"]), int(a["H"]), int(a["Z1"]), int(a["Z2"]),
-                 int(a["K"]))
+    return make_model(s("model"), s("likelihood"), s("prior"), int(a["D"]), int(a["H"]), int(a["Z1"]), int(a["Z2"]),
+                      int(a["K"]), a.get("height"), a.get("width"))
 
 
 def run_reference(f, s, dtype):

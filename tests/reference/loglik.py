@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vamp_ref import ConvHVAE, Model, importance_sampled  # noqa: E402
+from vamp_ref import importance_sampled, load_params, make_model  # noqa: E402
 
 
 def main(params, data, small, large):
@@ -38,12 +38,11 @@ def main(params, data, small, large):
     D = x.shape[1]
     torch.set_default_dtype(torch.float64)
     sizes = (int(g("model", "hidden")), int(g("model", "z1")), int(g("model", "z2")), int(g("prior", "components")))
-    if g("model", "type") == "convhvae":  # its images are the data file's height x width
-        hw = h5py.File(data, "r").attrs
-        m = ConvHVAE(g("model", "likelihood"), g("prior", "type"), int(hw["height"]), int(hw["width"]), *sizes)
-    else:
-        m = Model(g("model", "type"), g("model", "likelihood"), g("prior", "type"), D, *sizes)
-    m.load_state_dict({k: torch.from_numpy(np.array(v, np.float64)) for k, v in f["params"].items()})
+    hw = h5py.File(data, "r").attrs  # the convolutional models' images: height x width
+    m = make_model(g("model", "type"), g("model", "likelihood"), g("prior", "type"), D, *sizes, hw.get("height"),
+                   hw.get("width"))
+    load_params(m, {k: np.array(v, np.float64) for k, v in f["params"].items()})
+    m.eval()  # BatchNorm (pixelhvae) with its running statistics, as vamp_mpi evaluates
     X = torch.from_numpy(x)
     fl = h5py.File(large, "r")
     ecfg = configparser.ConfigParser()  # the eval run's own config: its eval.samples is S

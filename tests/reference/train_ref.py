@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vamp_ref import ConvHVAE, Model, importance_sampled  # noqa: E402
+from vamp_ref import importance_sampled, make_model  # noqa: E402
 
 # Every key vamp_mpi knows, with its default (configs/README.md; tests/test_train_ref.sh checks them against
 # the program). The trainer uses the ones named in USED; the others steer vamp_mpi's ranks and files only.
@@ -69,7 +69,7 @@ DEFAULTS = {
     "eval": {"samples": "5000", "block": "500", "batch": "500", "pictures_every": "0"},
     "checkpoint": {"every_steps": "0", "every_minutes": "30", "keep": "2"},
 }
-CHOICES = {("data", "binarize"): ("dynamic", "static", "none"), ("model", "type"): ("vae", "hvae", "convhvae"),
+CHOICES = {("data", "binarize"): ("dynamic", "static", "none"), ("model", "type"): ("vae", "hvae", "convhvae", "pixelhvae"),
            ("model", "likelihood"): ("bernoulli", "logistic256"),
            ("prior", "type"): ("standard", "mog", "vampprior", "vampprior_data"),
            ("train", "optimizer"): ("adamnormgrad", "adam")}
@@ -219,6 +219,7 @@ def noise(model, rows, g):
 def eval_elbo(model, X, batch, g):
     """Mean per image of loss = re + kl (beta = 1), re and kl over X, one sample per image."""
     sre = skl = 0.0
+    model.eval()  # BatchNorm (pixelhvae) with its running statistics, as the reference evaluates
     with torch.no_grad():
         comps = model.prior_components()
         for r0 in range(0, X.shape[0], batch):
@@ -233,6 +234,7 @@ def eval_elbo(model, X, batch, g):
 def active_units(model, X, batch):
     """Units u with Cov_x(E_q[z_u | x]) > 0.01 over X (Burda et al. 2016): (count in z_top, count in z1 or 0)."""
     tops, z1s = [], []
+    model.eval()
     with torch.no_grad():
         for r0 in range(0, X.shape[0], batch):
             mt, m1 = model.posterior_means(X[r0:r0 + batch])
@@ -259,12 +261,9 @@ def main():
     m, p, t, e = cfg["model"], cfg["prior"], cfg["train"], cfg["eval"]
     seed = cfg["run"]["seed"]
     D = train.shape[1]
-    if m["type"] == "convhvae":  # its images are the data file's height x width
-        hw = h5py.File(cfg["data"]["path"], "r").attrs
-        model = ConvHVAE(m["likelihood"], p["type"], int(hw["height"]), int(hw["width"]), m["hidden"], m["z1"],
-                         m["z2"], p["components"])
-    else:
-        model = Model(m["type"], m["likelihood"], p["type"], D, m["hidden"], m["z1"], m["z2"], p["components"])
+    hw = h5py.File(cfg["data"]["path"], "r").attrs  # the convolutional models' images: height x width
+    model = make_model(m["type"], m["likelihood"], p["type"], D, m["hidden"], m["z1"], m["z2"], p["components"],
+                       hw.get("height"), hw.get("width"))
     g_init = gen(seed, 0)
     pseudo_images = None
     if p["type"] == "vampprior_data":  # K training images (unbinarised) chosen at random, as the reference
@@ -316,6 +315,7 @@ def main():
         beta = 1.0 if t["warmup"] == 0 else min(1.0, epoch / t["warmup"])
         t0 = time.perf_counter()
         perm = torch.randperm(N, generator=g_train)
+        model.train()  # BatchNorm with the batch's statistics (eval_elbo leaves the model in evaluation mode)
         sl = sre = skl = 0.0
         nb = nseen = 0
         for b0 in range(0, N, B):
@@ -389,6 +389,7 @@ def main():
                 print(f"  test log-likelihood: {i}/{n} images, {per:.2f} s per image, {per * (n - i) / 60:.0f} min "
                       "left", flush=True)
 
+        model.eval()
         per_image, _ = importance_sampled(model, test, e["samples"], e["block"], gen(seed, 4), progress)
         np.save(os.path.join(a.out, "test_ll.npy"), per_image)
         ll = float(per_image.mean())

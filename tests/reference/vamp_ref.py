@@ -347,6 +347,14 @@ class PixelHVAE(ConvHVAE):
         return torch.clamp(mean, 1.0 / 512.0, 1.0 - 1.0 / 512.0), self.p_x_logvar(h).flatten(1)
 
 
+def make_model(mtype, likelihood, prior, D, H, Z1, Z2, K, height=None, width=None):
+    """The model vamp_mpi's model.type names: vae/hvae on D pixels, convhvae/pixelhvae on height x width images."""
+    if mtype in ("convhvae", "pixelhvae"):
+        cls = ConvHVAE if mtype == "convhvae" else PixelHVAE
+        return cls(likelihood, prior, int(height), int(width), H, Z1, Z2, K)
+    return Model(mtype, likelihood, prior, D, H, Z1, Z2, K)
+
+
 def kept_buffers(model):
     """{name: tensor} of the buffers vamp_mpi keeps beside the parameters: BatchNorm's running statistics (the
     masks and num_batches_tracked are left out: they change no result)."""
