@@ -5,6 +5,8 @@ DistributedDataParallel over gloo with P processes of one thread each, the batch
 The step is the reference's: loss, backward, the per-tensor gradient normalisation of its AdamNormGrad, Adam.
 
 usage: bench_torch.py [--steps N] [--threads T | --ddp P] [--models vae_standard,vae_vampprior,hvae_vampprior]
+(also convhvae_* and pixelhvae_* on 28x28 images; under DDP each process's BatchNorm normalises with its own share
+of the batch, torch's default)
 Prints one line per model: "<model> torch step ms <ms> peak_rss_mib <MiB>" (the peak resident memory of one
 process; under --ddp the largest over the processes).
 """
@@ -19,7 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
-from vamp_ref import Model  # noqa: E402
+from vamp_ref import make_model  # noqa: E402
 
 MODELS = ("vae_standard", "vae_vampprior", "hvae_vampprior")
 BATCH, D, H, Z, K = 100, 784, 300, 40, 500
@@ -40,7 +42,7 @@ def step_time(name, steps, rank=0, world=1):
     """Seconds per training step of model `name` on this process's share of the batch (DDP when world > 1)."""
     model_type, prior = name.split("_", 1)
     torch.manual_seed(0)
-    m = Model(model_type, "bernoulli", prior, D, H, Z, Z, K)
+    m = make_model(model_type, "bernoulli", prior, D, H, Z, Z, K, 28, 28)  # convhvae, pixelhvae: 28x28 images
     terms = LossTerms(m)
     if world > 1:  # averages the gradients over the processes: the mean over the global batch
         terms = torch.nn.parallel.DistributedDataParallel(terms)
@@ -51,7 +53,7 @@ def step_time(name, steps, rank=0, world=1):
 
     def one():
         eps_top = torch.randn(rows, Z, generator=g)
-        eps1 = torch.randn(rows, Z, generator=g) if model_type == "hvae" else None
+        eps1 = torch.randn(rows, Z, generator=g) if model_type != "vae" else None
         re, kl = terms(x, eps_top, eps1)
         loss = torch.mean(re + kl)
         opt.zero_grad()

@@ -203,6 +203,9 @@ void pictures_write(vamp_trainer *t, const vamp_data *data, const char *dir, con
     trainer_prior_components(t);
     vamp_provenance prov;
     provenance_collect(&prov, t->comm);
+    if (m->pixel) /* minutes at 28x28: say so before the wait */
+        log0(t->comm, "pictures: %d samples and %d reconstructions drawn pixel by pixel (%zu passes of the PixelCNN)\n",
+             NPICS, NRECON, 2 * m->D);
     char msg[VAMP_MSG_LEN] = "";
     if (t->rank == 0) {
         const size_t D = m->D;
