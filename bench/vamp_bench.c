@@ -1,7 +1,7 @@
 /* vamp_bench: measured speed of the training step and the IS log-likelihood, next to this machine's sgemm peak
  * measured in the same run. Prints figures; decides nothing (speed targets are not tests).
  * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior] [--stripes S]
- *        [--no-is] (skips the IS log-likelihood)
+ *        [--no-is] (skips the IS log-likelihood) [--shm-compare] (see below)
  *        (models: vae_*, hvae_*, convhvae_* with * = standard or vampprior)
  * (P <= S; P need not divide S: the ranks then hold ceil(S/P) or floor(S/P) stripes each)
  * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4 unless --stripes: chunks of 100 / S rows): ms per step and per phase (max over ranks),
@@ -10,6 +10,9 @@
  * per sample); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
  * of doubles from 8 B to 32 MB (the input of analysis/scaling_model.py) and whether overlapping the gradient
  * allreduce with computation pays on this machine. Synthetic data, no files.
+ * --shm-compare: instead of the exact and fast rows, per model four exact rows in the order no-shm, exact, exact,
+ * no-shm: without the reduction's shared-memory window (VAMP_REDUCE_SHM=0) and with it (as the environment says),
+ * interleaved so that the machine's drift hits both alike; no IS log-likelihood.
  * vamp_bench --conv: instead, the GatedConv2d layers of the reference's convHVAE (conv.h) at batch 100 on rank 0:
  * ms forward and backward, GFLOP/s and % of the sgemm peak, scratch and activation memory. */
 #include <cblas.h>
@@ -178,8 +181,8 @@ static void overlap_probe(MPI_Comm comm, size_t n)
     free(buf);
 }
 
-/* One model with train.reduce = exact (red 0, also the IS log-likelihood unless with_is is 0) or fast (red 1): the
- * table row. */
+/* One model with train.reduce = exact (red 0, also the IS log-likelihood unless with_is is 0), fast (red 1) or exact
+ * without the shared-memory window (red 2): the table row. */
 static void bench_reduction(const char *name, const vamp_config *base, vamp_data *d, int red, int steps, double peak,
                             int with_is, MPI_Comm comm)
 {
@@ -187,9 +190,15 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
     int rank, size;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     CHECK_MPI(MPI_Comm_size(comm, &size));
-    c.reduce = red ? REDUCE_FAST : REDUCE_EXACT;
+    c.reduce = red == 1 ? REDUCE_FAST : REDUCE_EXACT;
+    const char *label = red == 1 ? "fast" : red == 2 ? "no-shm" : "exact", *shm = getenv("VAMP_REDUCE_SHM");
+    char shm_was[16] = "";
+    if (shm) snprintf(shm_was, sizeof shm_was, "%s", shm);
+    if (red == 2) setenv("VAMP_REDUCE_SHM", "0", 1); /* read by reducer_init */
     vamp_trainer t;
     trainer_init(&t, &c, d, comm);
+    if (red == 2 && shm) setenv("VAMP_REDUCE_SHM", shm_was, 1);
+    else if (red == 2) unsetenv("VAMP_REDUCE_SHM");
     for (int i = 0; i < 3; i++) trainer_step(&t, 1, i); /* warm up */
     t.t_prior = t.t_forward = t.t_backward = t.t_reduce = t.t_optim = 0;
     CHECK_MPI(MPI_Barrier(comm));
@@ -205,7 +214,7 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
     double ph[5] = {t.t_prior, t.t_forward, t.t_backward, t.t_reduce, t.t_optim};
     for (int k = 0; k < 5; k++) ph[k] = max_over_ranks(ph[k] / steps, comm) * 1e3;
     double gf = flops / step * 1e-9;
-    log0(comm, "%-18s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
+    log0(comm, "%-18s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, label,
          step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
     if (size > 1)
         log0(comm, "%-18s forward + backward per step: %.2f ms on the slowest rank, %.2f on the fastest (ratio "
@@ -295,11 +304,12 @@ int main(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    int steps = 30, stripes = 4, with_is = 1, conv = 0;
+    int steps = 30, stripes = 4, with_is = 1, conv = 0, shm_compare = 0;
     const char *models = "vae_standard,vae_vampprior,hvae_vampprior";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-is")) with_is = 0;
         else if (!strcmp(argv[i], "--conv")) conv = 1;
+        else if (!strcmp(argv[i], "--shm-compare")) shm_compare = 1;
         else if (i + 1 == argc) break;
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--models")) models = argv[++i];
@@ -338,10 +348,14 @@ int main(int argc, char **argv)
         d.height = d.width = 28;
         synthetic_split(&d.train, 4000, c.stripes, rank, size, D, 1);
         synthetic_split(&d.test, c.model_type == MODEL_CONVHVAE ? c.stripes : 8, c.stripes, rank, size, D, 2);
-        for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, comm);
+        const int order[4] = {2, 0, 0, 2};
+        if (shm_compare)
+            for (int k = 0; k < 4; k++) bench_reduction(name, &c, &d, order[k], steps, peak, 0, comm);
+        else
+            for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, comm);
         data_free(&d);
     }
-    if (size > 1) {
+    if (size > 1 && !shm_compare) {
         allreduce_times(comm, size);
         overlap_probe(comm, hvae_vampprior_params(D)); /* as large as the hvae + vampprior gradient */
     }
