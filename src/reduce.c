@@ -74,8 +74,6 @@ void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, 
     r->sendcounts = xmalloc((size_t)r->size * sizeof(int));
     r->recvcounts = xmalloc((size_t)r->size * sizeof(int));
     r->recvdispls = xmalloc((size_t)r->size * sizeof(int));
-    for (int q = 0; q < r->size; q++) /* the owner path receives rank q's slice at q x (owned elements) */
-        r->recvdispls[q] = r->owner_fits ? q * r->counts[r->rank] : 0;
     r->maxbits = xmalloc((size_t)layout->n * sizeof(int32_t));
     r->exps = xmalloc((size_t)layout->n * sizeof(int));
     const char *shm = getenv("VAMP_REDUCE_SHM");
