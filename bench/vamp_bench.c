@@ -12,7 +12,8 @@
  * allreduce with computation pays on this machine. Synthetic data, no files.
  * --shm-compare: instead of the exact and fast rows, per model four exact rows in the order no-shm, exact, exact,
  * no-shm: without the reduction's shared-memory window (VAMP_REDUCE_SHM=0) and with it (as the environment says),
- * interleaved so that the machine's drift hits both alike; no IS log-likelihood.
+ * interleaved so that the machine's drift hits both alike, each with a probe of the reduction alone (reduce_probe);
+ * no IS log-likelihood.
  * vamp_bench --conv: instead, the GatedConv2d layers of the reference's convHVAE (conv.h) at batch 100 on rank 0:
  * ms forward and backward, GFLOP/s and % of the sgemm peak, scratch and activation memory. */
 #include <cblas.h>
@@ -181,10 +182,38 @@ static void overlap_probe(MPI_Comm comm, size_t n)
     free(buf);
 }
 
+/* The gradient reduction alone (vamp_bench --shm-compare): the trainer's own reducer_sum_owned on its chunk buffers,
+ * refilled before every call (the backward writes them, so they arrive from memory, not cache), started together
+ * after a barrier; per call the slowest rank's time. The fastest and the median of `calls` calls: under load a
+ * step's reduce phase mostly measures one rank waiting for the other, the fastest call what the sum itself costs. */
+static void reduce_probe(vamp_trainer *t, int calls, MPI_Comm comm, double *fastest, double *median)
+{
+    const size_t N = t->model.layout.total;
+    double *ms = xmalloc((size_t)calls * sizeof(double));
+    for (int k = 0; k < calls; k++) {
+        for (int c = 0; c < t->nloc; c++)
+            for (size_t i = 0; i < N; i++) t->chunk_grads[c][i] = 1e-3f * (float)((i + (size_t)k + (size_t)c) % 7) - 3e-3f;
+        CHECK_MPI(MPI_Barrier(comm));
+        const double t0 = wall_seconds();
+        reducer_sum_owned(&t->red, t->grads, t->chunk_grads, t->nloc, t->S);
+        ms[k] = max_over_ranks(wall_seconds() - t0, comm) * 1e3;
+    }
+    for (int a = 1; a < calls; a++) /* insertion sort: a few dozen values */
+        for (int b = a; b > 0 && ms[b - 1] > ms[b]; b--) {
+            const double x = ms[b];
+            ms[b] = ms[b - 1];
+            ms[b - 1] = x;
+        }
+    *fastest = ms[0];
+    *median = ms[calls / 2];
+    free(ms);
+    for (int c = 0; c < t->nloc; c++) memset(t->chunk_grads[c], 0, N * sizeof(float)); /* as the trainer left them */
+}
+
 /* One model with train.reduce = exact (red 0, also the IS log-likelihood unless with_is is 0), fast (red 1) or exact
  * without the shared-memory window (red 2): the table row. */
 static void bench_reduction(const char *name, const vamp_config *base, vamp_data *d, int red, int steps, double peak,
-                            int with_is, MPI_Comm comm)
+                            int with_is, int probe, MPI_Comm comm)
 {
     vamp_config c = *base;
     int rank, size;
@@ -220,6 +249,12 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
         log0(comm, "%-18s forward + backward per step: %.2f ms on the slowest rank, %.2f on the fastest (ratio "
              "%.2f; most and fewest stripes per rank %d and %d)\n", "", chunks_max, chunks_min, chunks_max / chunks_min,
              plan_max_stripes(c.stripes, size), c.stripes / size);
+    if (probe) {
+        double fastest, median;
+        reduce_probe(&t, 40, comm, &fastest, &median);
+        log0(comm, "%-18s reduce probe (%s, %d chunks per rank of %zu floats): fastest %.2f ms, median %.2f ms\n", "",
+             label, t.nloc, t.model.layout.total, fastest, median);
+    }
     if (red == 0)
         log0(comm, "%-18s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
              t.model.layout.total);
@@ -350,9 +385,9 @@ int main(int argc, char **argv)
         synthetic_split(&d.test, c.model_type == MODEL_CONVHVAE ? c.stripes : 8, c.stripes, rank, size, D, 2);
         const int order[4] = {2, 0, 0, 2};
         if (shm_compare)
-            for (int k = 0; k < 4; k++) bench_reduction(name, &c, &d, order[k], steps, peak, 0, comm);
+            for (int k = 0; k < 4; k++) bench_reduction(name, &c, &d, order[k], steps, peak, 0, 1, comm);
         else
-            for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, comm);
+            for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, 0, comm);
         data_free(&d);
     }
     if (size > 1 && !shm_compare) {
