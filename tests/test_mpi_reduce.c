@@ -180,9 +180,10 @@ static int owned_sum(const vamp_layout *l, float *const *src, int lo, int per, i
 
 /* The window against the path without it, bit for bit: the owned sums, the first non-finite tensor reported, and
  * the chunks afterwards (consumed: zero where read; else untouched), for chunks with column bounds and odd tensor
- * sizes, finite or with a NaN or an Inf, 7 or 4 chunks, the owner path forced or by default, on the real nodes and
- * on emulated nodes of 1, 2 and 3 ranks (with 4 ranks: 2 + 2 and 3 + 1, the slices to the other node by
- * MPI_Alltoallv). Then a backing directory that cannot be read: no window, the same bits. */
+ * sizes, each tensor's maximum at an edge of what a chunk holds, finite or with a NaN or an Inf, 7 or 4 chunks, the
+ * owner path forced or by default, on the real nodes and on emulated nodes of 1, 2 and 3 ranks (with 4 ranks: 2 + 2
+ * and 3 + 1, the slices to the other node by MPI_Alltoallv). Then a backing directory that cannot be read: no
+ * window, the same bits. */
 static void test_shm_window(int size)
 {
     vamp_layout l;
@@ -218,6 +219,16 @@ static void test_shm_window(int size)
                     const size_t col = (i - l.t[p].offset) % 29;
                     const int in_p = i >= l.t[p].offset && i < l.t[p].offset + l.t[p].size;
                     src[c][i] = !in_p || (col >= (size_t)bounds[c] && col < (size_t)bounds[c + 1]) ? value(c, i) : NAN;
+                }
+            /* each tensor's largest value in the last chunk, alone in its binade, at the first or the last element
+             * the chunk holds (7 or 4 chunks): a maximum that misses an edge changes the scale, so the bits */
+            for (int c = 0; c < nglobal; c++)
+                for (int t = 0; t < l.n; t++) {
+                    const size_t cols = t == p ? 29 : l.t[t].size, rows = t == p ? 13 : 1;
+                    const size_t first = t == p ? (size_t)bounds[c] : 0;
+                    const size_t last = t == p ? (size_t)bounds[c + 1] - 1 : cols - 1;
+                    const size_t at = c % 2 ? (rows - 1) * cols + last : first;
+                    src[c][l.t[t].offset + at] = ldexpf(c % 2 ? -1.5f : 1.5f, 12 + c);
                 }
             if (poison == 1) src[1][l.t[3].offset + 5] = NAN;
             if (poison == 2) src[nglobal - 1][l.t[4].offset + 2] = -INFINITY;
