@@ -1,7 +1,7 @@
 /* vamp_bench: measured speed of the training step and the IS log-likelihood, next to this machine's sgemm peak
  * measured in the same run. Prints figures; decides nothing (speed targets are not tests).
  * usage: mpirun -np P vamp_bench [--steps N] [--models vae_standard,vae_vampprior,hvae_vampprior] [--stripes S]
- *        [--no-is] (skips the IS log-likelihood)
+ *        [--no-is] (skips the IS log-likelihood) [--shm-compare] (see below)
  *        (models: vae_*, hvae_*, convhvae_*, pixelhvae_* with * = standard or vampprior)
  * (P <= S; P need not divide S: the ranks then hold ceil(S/P) or floor(S/P) stripes each)
  * Per model at batch 100 (K = 500, 300 hidden, z = 40, stripes 4 unless --stripes: chunks of 100 / S rows): ms per step and per phase (max over ranks),
@@ -10,6 +10,10 @@
  * ~0.35 and ~0.5 GFLOP per sample); peak resident memory per rank; on 2 or more ranks, MPI_Allreduce times
  * of doubles from 8 B to 32 MB (the input of analysis/scaling_model.py) and whether overlapping the gradient
  * allreduce with computation pays on this machine. Synthetic data, no files.
+ * --shm-compare: instead of the exact and fast rows, per model four exact rows in the order no-shm, exact, exact,
+ * no-shm: without the reduction's shared-memory window (VAMP_REDUCE_SHM=0) and with it (as the environment says),
+ * interleaved so that the machine's drift hits both alike, each with a probe of the reduction alone (reduce_probe);
+ * no IS log-likelihood.
  * vamp_bench --conv: instead, the GatedConv2d layers of the reference's convHVAE (conv.h) at batch 100 on rank 0:
  * ms forward and backward, GFLOP/s and % of the sgemm peak, scratch and activation memory. */
 #include <cblas.h>
@@ -179,18 +183,52 @@ static void overlap_probe(MPI_Comm comm, size_t n)
     free(buf);
 }
 
-/* One model with train.reduce = exact (red 0, also the IS log-likelihood unless with_is is 0) or fast (red 1): the
- * table row. */
+/* The gradient reduction alone (vamp_bench --shm-compare): the trainer's own reducer_sum_owned on its chunk buffers,
+ * refilled before every call (the backward writes them, so they arrive from memory, not cache), started together
+ * after a barrier; per call the slowest rank's time. The fastest and the median of `calls` calls: under load a
+ * step's reduce phase mostly measures one rank waiting for the other, the fastest call what the sum itself costs. */
+static void reduce_probe(vamp_trainer *t, int calls, MPI_Comm comm, double *fastest, double *median)
+{
+    const size_t N = t->model.layout.total;
+    double *ms = xmalloc((size_t)calls * sizeof(double));
+    for (int k = 0; k < calls; k++) {
+        for (int c = 0; c < t->nloc; c++)
+            for (size_t i = 0; i < N; i++) t->chunk_grads[c][i] = 1e-3f * (float)((i + (size_t)k + (size_t)c) % 7) - 3e-3f;
+        CHECK_MPI(MPI_Barrier(comm));
+        const double t0 = wall_seconds();
+        reducer_sum_owned(&t->red, t->grads, t->chunk_grads, t->nloc, t->S);
+        ms[k] = max_over_ranks(wall_seconds() - t0, comm) * 1e3;
+    }
+    for (int a = 1; a < calls; a++) /* insertion sort: a few dozen values */
+        for (int b = a; b > 0 && ms[b - 1] > ms[b]; b--) {
+            const double x = ms[b];
+            ms[b] = ms[b - 1];
+            ms[b - 1] = x;
+        }
+    *fastest = ms[0];
+    *median = ms[calls / 2];
+    free(ms);
+    for (int c = 0; c < t->nloc; c++) memset(t->chunk_grads[c], 0, N * sizeof(float)); /* as the trainer left them */
+}
+
+/* One model with train.reduce = exact (red 0, also the IS log-likelihood unless with_is is 0), fast (red 1) or exact
+ * without the shared-memory window (red 2): the table row. */
 static void bench_reduction(const char *name, const vamp_config *base, vamp_data *d, int red, int steps, double peak,
-                            int with_is, MPI_Comm comm)
+                            int with_is, int probe, MPI_Comm comm)
 {
     vamp_config c = *base;
     int rank, size;
     CHECK_MPI(MPI_Comm_rank(comm, &rank));
     CHECK_MPI(MPI_Comm_size(comm, &size));
-    c.reduce = red ? REDUCE_FAST : REDUCE_EXACT;
+    c.reduce = red == 1 ? REDUCE_FAST : REDUCE_EXACT;
+    const char *label = red == 1 ? "fast" : red == 2 ? "no-shm" : "exact", *shm = getenv("VAMP_REDUCE_SHM");
+    char shm_was[16] = "";
+    if (shm) snprintf(shm_was, sizeof shm_was, "%s", shm);
+    if (red == 2) setenv("VAMP_REDUCE_SHM", "0", 1); /* read by reducer_init */
     vamp_trainer t;
     trainer_init(&t, &c, d, comm);
+    if (red == 2 && shm) setenv("VAMP_REDUCE_SHM", shm_was, 1);
+    else if (red == 2) unsetenv("VAMP_REDUCE_SHM");
     for (int i = 0; i < 3; i++) trainer_step(&t, 1, i); /* warm up */
     t.t_prior = t.t_forward = t.t_backward = t.t_reduce = t.t_optim = 0;
     CHECK_MPI(MPI_Barrier(comm));
@@ -206,12 +244,18 @@ static void bench_reduction(const char *name, const vamp_config *base, vamp_data
     double ph[5] = {t.t_prior, t.t_forward, t.t_backward, t.t_reduce, t.t_optim};
     for (int k = 0; k < 5; k++) ph[k] = max_over_ranks(ph[k] / steps, comm) * 1e3;
     double gf = flops / step * 1e-9;
-    log0(comm, "%-18s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, red ? "fast" : "exact",
+    log0(comm, "%-18s %-6s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.1f %6.1f%%\n", name, label,
          step * 1e3, ph[0], ph[1], ph[2], ph[3], ph[4], gf, 100.0 * gf / (peak * size));
     if (size > 1)
         log0(comm, "%-18s forward + backward per step: %.2f ms on the slowest rank, %.2f on the fastest (ratio "
              "%.2f; most and fewest stripes per rank %d and %d)\n", "", chunks_max, chunks_min, chunks_max / chunks_min,
              plan_max_stripes(c.stripes, size), c.stripes / size);
+    if (probe) {
+        double fastest, median;
+        reduce_probe(&t, 40, comm, &fastest, &median);
+        log0(comm, "%-18s reduce probe (%s, %d chunks per rank of %zu floats): fastest %.2f ms, median %.2f ms\n", "",
+             label, t.nloc, t.model.layout.total, fastest, median);
+    }
     if (red == 0)
         log0(comm, "%-18s useful work per step: %.2f GFLOP, %zu parameters\n", "", flops * 1e-9,
              t.model.layout.total);
@@ -296,11 +340,12 @@ int main(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    int steps = 30, stripes = 4, with_is = 1, conv = 0;
+    int steps = 30, stripes = 4, with_is = 1, conv = 0, shm_compare = 0;
     const char *models = "vae_standard,vae_vampprior,hvae_vampprior";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-is")) with_is = 0;
         else if (!strcmp(argv[i], "--conv")) conv = 1;
+        else if (!strcmp(argv[i], "--shm-compare")) shm_compare = 1;
         else if (i + 1 == argc) break;
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--models")) models = argv[++i];
@@ -343,10 +388,14 @@ int main(int argc, char **argv)
         d.height = d.width = 28;
         synthetic_split(&d.train, 4000, c.stripes, rank, size, D, 1);
         synthetic_split(&d.test, conv ? c.stripes : 8, c.stripes, rank, size, D, 2);
-        for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, comm);
+        const int order[4] = {2, 0, 0, 2};
+        if (shm_compare)
+            for (int k = 0; k < 4; k++) bench_reduction(name, &c, &d, order[k], steps, peak, 0, 1, comm);
+        else
+            for (int red = 0; red < 2; red++) bench_reduction(name, &c, &d, red, steps, peak, with_is, 0, comm);
         data_free(&d);
     }
-    if (size > 1) {
+    if (size > 1 && !shm_compare) {
         allreduce_times(comm, size);
         overlap_probe(comm, hvae_vampprior_params(D)); /* as large as the hvae + vampprior gradient */
     }

@@ -6,10 +6,13 @@
 #include "vamp/check.h"
 #include "vamp/testhooks.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 /* Elements per MPI call: below INT_MAX with room to spare (a test may lower it: testhooks.h). */
 static size_t max_count(void)
@@ -31,6 +34,10 @@ enum {
     INF_BITS = 0x7f800000,       /* |x| bits at or above this: Inf or NaN */
 };
 
+/* Free space the shared window leaves in its backing directory: Open MPI's own shared-memory transport, and any
+ * other job on the node, use the same tmpfs. */
+#define SHM_MARGIN_BYTES (64.0 * 1024 * 1024)
+
 void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, MPI_Comm comm)
 {
     memset(r, 0, sizeof *r);
@@ -44,12 +51,14 @@ void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, 
     /* ownership: rank q owns the tensors whose middle element lies in [q N / size, (q + 1) N / size) */
     r->counts = xmalloc((size_t)r->size * sizeof(int));
     r->displs = xmalloc((size_t)r->size * sizeof(int));
+    r->t_owner = xmalloc((size_t)(layout->n > 0 ? layout->n : 1) * sizeof(int));
     int t = 0;
     for (int q = 0; q < r->size; q++) {
         const size_t end = layout->total * (size_t)(q + 1) / (size_t)r->size;
         const int first = t;
         while (t < layout->n && layout->t[t].offset + layout->t[t].size / 2 < end) t++;
         if (q == r->size - 1) t = layout->n;
+        for (int u = first; u < t; u++) r->t_owner[u] = q;
         r->displs[q] = first < layout->n ? (int)layout->t[first].offset : (int)layout->total;
         r->counts[q] = (t < layout->n ? (int)layout->t[t].offset : (int)layout->total) - r->displs[q];
         if (q == r->rank) {
@@ -65,20 +74,27 @@ void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, 
     r->sendcounts = xmalloc((size_t)r->size * sizeof(int));
     r->recvcounts = xmalloc((size_t)r->size * sizeof(int));
     r->recvdispls = xmalloc((size_t)r->size * sizeof(int));
-    for (int q = 0; q < r->size; q++) /* the owner path receives rank q's slice at q x (owned elements) */
-        r->recvdispls[q] = r->owner_fits ? q * r->counts[r->rank] : 0;
     r->maxbits = xmalloc((size_t)layout->n * sizeof(int32_t));
     r->exps = xmalloc((size_t)layout->n * sizeof(int));
+    const char *shm = getenv("VAMP_REDUCE_SHM");
+    r->shm_state = shm && !strcmp(shm, "0") ? -1 : 0;
+    r->node = MPI_COMM_NULL;
+    r->win = MPI_WIN_NULL;
 }
+
+static void shm_window_free(vamp_reducer *r);
 
 void reducer_free(vamp_reducer *r)
 {
     if (r->col_bounds)
         for (int t = 0; t < r->layout->n; t++) free(r->col_bounds[t]);
     free(r->slice_clear);
-    void *owned[] = {r->acc,        r->acc_own,    r->fsum,       r->slices_in,  (void *)r->slices,
-                     r->nlocal_of,  r->sendcounts, r->recvcounts, r->recvdispls, r->maxbits,
-                     r->exps,       r->counts,     r->displs,     r->slice_chunk, r->col_bounds};
+    shm_window_free(r);
+    if (r->node != MPI_COMM_NULL) CHECK_MPI(MPI_Comm_free(&r->node));
+    void *owned[] = {r->acc,        r->acc_own,    r->fsum,       r->slices_in,   (void *)r->slices,
+                     r->nlocal_of,  r->sendcounts, r->recvcounts, r->recvdispls,  r->maxbits,
+                     r->exps,       r->counts,     r->displs,     r->slice_chunk, r->col_bounds,
+                     r->t_owner,    r->node_of};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) free(owned[i]);
     memset(r, 0, sizeof *r);
 }
@@ -358,11 +374,14 @@ int reducer_sum(vamp_reducer *r, float *out, float *const *chunks, int nlocal, i
     return bad;
 }
 
-/* A consumed chunk g's tensors owned by other ranks, once sent to them: zeroed where a sum reads them. */
-static void zero_sent(const vamp_reducer *r, float *chunk, int g)
+/* A consumed chunk g's tensors owned by other ranks, once sent to them by MPI_Alltoallv: zeroed where a sum reads
+ * them. (shm: those of this node's ranks, moved into the window, are zero already.) */
+static void zero_sent(const vamp_reducer *r, float *chunk, int g, int shm)
 {
-    for (int t = 0; t < r->layout->n; t++)
-        if (t < r->t_lo || t >= r->t_hi) span_zero(r, chunk + r->layout->t[t].offset, t, g);
+    for (int t = 0; t < r->layout->n; t++) {
+        const int q = r->t_owner[t];
+        if (q != r->rank && !(shm && r->node_of[q] >= 0)) span_zero(r, chunk + r->layout->t[t].offset, t, g);
+    }
 }
 
 /* Exact mode, the owner's rounding of its tensor t from the ns slices of r->slices (r->slice_chunk: their global
@@ -391,13 +410,173 @@ static int owner_round_tensor(const vamp_reducer *r, float *o, int t, size_t off
     return 0;
 }
 
-/* Exact mode, the owner's way: every local chunk's slice of another rank's tensors goes to that rank (one
- * MPI_Alltoallv of floats per local chunk index), and each rank rounds all chunks of its own tensors to the grid
- * in L1-sized blocks and straight back to floats. With at most two chunks per rank this moves no more bytes than
- * a reduce-scatter of the double sums and never writes a full-size accumulator, so it is the cheaper path where
- * memory bandwidth is what limits (ranks sharing a node). The owner sees every chunk of its tensors, so its
- * maxima, scales and integer sums, and so the bits, are those of the other path. nlocal_max: the most chunks
- * any rank holds (r->nlocal_of: every rank's count). */
+/* ---- The owner path's node-local shared-memory window ----
+ * Rank p's segment holds, for each of its chunks, one record: its node peers' owned elements of that chunk, peer by
+ * peer in rank order (p's own left out: its owner reads them in place). Each rank fills its own segment, then every
+ * owner reads its elements of every peer's records where they lie: one copy instead of MPI_Alltoallv's two (in and
+ * out of Open MPI's shared-memory queues) and no receive buffer. Ranks on other nodes still get their slices by
+ * MPI_Alltoallv. */
+
+/* Where Open MPI 4.1's osc/sm component puts a window's backing file: its MCA parameter osc_sm_backing_directory,
+ * /dev/shm by default on Linux (ompi_info --param osc sm --level 9). */
+static const char *shm_backing_dir(void)
+{
+    const char *d = getenv("OMPI_MCA_osc_sm_backing_directory");
+    return d && *d ? d : "/dev/shm";
+}
+
+/* Collective. r->node: the ranks of comm that share this node's memory (or an emulated node: testhooks.h), and
+ * r->node_of, every rank's place in it. */
+static void shm_split_node(vamp_reducer *r)
+{
+    MPI_Comm shared;
+    CHECK_MPI(MPI_Comm_split_type(r->comm, MPI_COMM_TYPE_SHARED, r->rank, MPI_INFO_NULL, &shared));
+    const int k = testhook_reduce_ranks_per_node();
+    if (k > 0) {
+        int srank;
+        CHECK_MPI(MPI_Comm_rank(shared, &srank));
+        CHECK_MPI(MPI_Comm_split(shared, srank / k, srank, &r->node));
+        CHECK_MPI(MPI_Comm_free(&shared));
+    } else
+        r->node = shared;
+    CHECK_MPI(MPI_Comm_size(r->node, &r->node_size));
+    int *ranks = xmalloc((size_t)r->node_size * sizeof(int)); /* comm rank of each node rank */
+    CHECK_MPI(MPI_Allgather(&r->rank, 1, MPI_INT, ranks, 1, MPI_INT, r->node));
+    r->node_of = xmalloc((size_t)r->size * sizeof(int));
+    for (int q = 0; q < r->size; q++) r->node_of[q] = -1;
+    for (int j = 0; j < r->node_size; j++) r->node_of[ranks[j]] = j;
+    free(ranks);
+}
+
+/* Where rank q's owned elements start in a record of node rank p's segment (p, q on this node, q != p); with
+ * q = size, the record's length. */
+static size_t record_offset(const vamp_reducer *r, int p, int q)
+{
+    size_t o = 0;
+    for (int x = 0; x < q; x++)
+        if (x != p && r->node_of[x] >= 0) o += (size_t)r->counts[x];
+    return o;
+}
+
+/* Not collective. 1 if the backing directory has room for this node's segments (bytes) and the margin; else 0,
+ * with the reason in why. */
+static int shm_room(double bytes, char *why, size_t whylen)
+{
+    const char *dir = shm_backing_dir();
+    struct statvfs st;
+    if (statvfs(dir, &st) != 0) {
+        snprintf(why, whylen, "cannot stat %s, Open MPI's backing directory for shared windows (%s)", dir,
+                 strerror(errno));
+        return 0;
+    }
+    const double avail = (double)st.f_bavail * (double)st.f_frsize, MiB = 1024.0 * 1024.0;
+    if (avail >= bytes + SHM_MARGIN_BYTES) return 1;
+    snprintf(why, whylen, "%s has %.0f MiB free, the window needs %.0f MiB and %.0f MiB to spare", dir, avail / MiB,
+             bytes / MiB, SHM_MARGIN_BYTES / MiB);
+    return 0;
+}
+
+static void shm_window_free(vamp_reducer *r)
+{
+    if (r->win != MPI_WIN_NULL) {
+        CHECK_MPI(MPI_Win_unlock_all(r->win));
+        CHECK_MPI(MPI_Win_free(&r->win));
+    }
+    free(r->seg);
+    r->seg = NULL;
+    r->seg_chunks = 0;
+}
+
+/* Collective. The window with room for `chunks` chunks per rank: made at the first call (again if a later call has
+ * more chunks) where every node's backing directory has room for its segments and some node holds two ranks or
+ * more, else never (rank 0 says why, once, if for lack of room). Returns 1 if the window is in use. */
+static int shm_ready(vamp_reducer *r, int chunks)
+{
+    if (r->shm_state < 0) return 0;
+    if (r->shm_state > 0 && r->seg_chunks >= chunks) return 1;
+    if (r->node == MPI_COMM_NULL) shm_split_node(r);
+    shm_window_free(r);
+    double node_bytes = 0; /* this node's segments: every rank knows every node peer's record length */
+    for (int p = 0; p < r->size; p++)
+        if (r->node_of[p] >= 0) node_bytes += (double)chunks * (double)record_offset(r, p, r->size) * sizeof(float);
+    char why[384] = "";
+    int verdict[2] = {shm_room(node_bytes, why, sizeof why), -(r->node_size > 1)}; /* MIN: all have room, any peer */
+    CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, verdict, 2, MPI_INT, MPI_MIN, r->comm));
+    if (!verdict[0] || !verdict[1]) {
+        if (!verdict[0])
+            log0(r->comm, "reduce: no shared-memory window, chunks go by MPI_Alltoallv: %s\n",
+                 why[0] ? why : "another node's backing directory lacks the room");
+        r->shm_state = -1;
+        return 0;
+    }
+    MPI_Info info;
+    CHECK_MPI(MPI_Info_create(&info));
+    CHECK_MPI(MPI_Info_set(info, "alloc_shared_noncontig", "true")); /* each segment on its owner's pages */
+    const size_t mine = (size_t)chunks * record_offset(r, r->rank, r->size);
+    float *base;
+    CHECK_MPI(MPI_Win_allocate_shared((MPI_Aint)(mine * sizeof(float)), (int)sizeof(float), info, r->node, &base,
+                                      &r->win));
+    CHECK_MPI(MPI_Info_free(&info));
+    /* one passive epoch for the window's life: ranks then order their loads and stores by MPI_Win_sync and
+     * the node's barrier (the unified memory model of shared windows) */
+    CHECK_MPI(MPI_Win_lock_all(MPI_MODE_NOCHECK, r->win));
+    r->seg = xmalloc((size_t)r->node_size * sizeof(float *));
+    for (int j = 0; j < r->node_size; j++) {
+        MPI_Aint bytes;
+        int unit;
+        CHECK_MPI(MPI_Win_shared_query(r->win, j, &bytes, &unit, &r->seg[j]));
+    }
+    r->seg_chunks = chunks;
+    r->shm_state = 1;
+    return 1;
+}
+
+/* x = y, and y = 0 once read (a consumed chunk). */
+VECTOR_KERNEL static void move_floats(float *restrict x, float *restrict y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        x[i] = y[i];
+        y[i] = 0.0f;
+    }
+}
+
+/* Not collective. This rank's chunk (global index g) into record c of its segment: its node peers' tensors, only
+ * what the chunk holds (chunk_span), moved (zeroed behind) when the sums consume their chunks. */
+static void shm_put_chunk(const vamp_reducer *r, float *chunk, int c, int g)
+{
+    const vamp_layout *l = r->layout;
+    float *rec = r->seg[r->node_of[r->rank]] + (size_t)c * record_offset(r, r->rank, r->size);
+    for (int t = 0; t < l->n; t++) {
+        const int q = r->t_owner[t];
+        if (q == r->rank || r->node_of[q] < 0) continue;
+        float *dst = rec + record_offset(r, r->rank, q) + (l->t[t].offset - (size_t)r->displs[q]);
+        float *src = chunk + l->t[t].offset;
+        const span s = chunk_span(r, t, g);
+        for (size_t i = 0; i < s.rows; i++) {
+            const size_t at = i * s.cols + s.lo, len = s.hi - s.lo;
+            if (r->consume)
+                move_floats(dst + at, src + at, len);
+            else
+                memcpy(dst + at, src + at, len * sizeof(float));
+        }
+    }
+}
+
+/* The slice of this rank's tensors in record c of node peer q's segment (q's chunk c): its element `base` (this
+ * rank's first owned element), as sum_by_owner indexes slices. */
+static const float *shm_slice(const vamp_reducer *r, int q, int c)
+{
+    return r->seg[r->node_of[q]] + (size_t)c * record_offset(r, q, r->size) + record_offset(r, q, r->rank);
+}
+
+/* Exact mode, the owner's way: every local chunk's slice of another rank's tensors goes to that rank, and each rank
+ * rounds all chunks of its own tensors to the grid in L1-sized blocks and straight back to floats. With at most two
+ * chunks per rank this moves no more bytes than a reduce-scatter of the double sums and never writes a full-size
+ * accumulator, so it is the cheaper path where memory bandwidth is what limits (ranks sharing a node). The slices
+ * move through the shared-memory window to ranks of this node (shm_ready) and by one MPI_Alltoallv of floats per
+ * local chunk index to the others. The owner sees every chunk of its tensors, so its maxima, scales and integer
+ * sums, and so the bits, are those of the other path whichever way they came. nlocal_max: the most chunks any rank
+ * holds (r->nlocal_of: every rank's count). */
 static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int nlocal, int nlocal_max, int nglobal)
 {
     const vamp_layout *l = r->layout;
@@ -406,16 +585,33 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
     int lo, hi;
     plan_rank_stripes(nglobal, P, me, &lo, &hi);
     check_plan_chunks(r, nlocal, nglobal, lo, hi);
+    const int shm = P > 1 && shm_ready(r, nlocal_max);
+    const int a2a = P > 1 && (!shm || r->node_size < P); /* some rank has a peer on another node: the same on all */
+    int nremote = 0; /* the ranks whose slices come by MPI_Alltoallv, received at their index among them x own */
+    for (int q = 0; q < P; q++) {
+        const int remote = q != me && !(shm && r->node_of[q] >= 0);
+        r->recvdispls[q] = remote ? nremote++ * (int)own : 0;
+    }
     if (r->slices_cap < nlocal_max) { /* grown at the first call (and if a later one has more chunks) */
-        free(r->slices_in);
         free(r->slices);
-        r->slices_in = P > 1 ? xmalloc(((size_t)nlocal_max * (size_t)P * own + 1) * sizeof(float)) : NULL;
         r->slices = xmalloc((size_t)nlocal_max * (size_t)P * sizeof(float *));
         r->slices_cap = nlocal_max;
     }
+    const size_t in_len = a2a ? (size_t)nlocal_max * (size_t)nremote * own : 0;
+    if (!r->slices_in || r->slices_in_len < in_len) {
+        free(r->slices_in);
+        r->slices_in = xmalloc((in_len + 1) * sizeof(float));
+        r->slices_in_len = in_len;
+    }
     slice_chunks_fit(r, nlocal_max * P);
-    /* the slices of this rank's tensors: its own chunks in place, the others' received; and their global chunks
-     * (the plan's numbering: only column bounds need it) */
+    if (shm) {
+        /* the previous sum ended in agree_first_bad, an allreduce over comm that every rank enters only after its
+         * last read of the window: nobody reads a record that is overwritten here */
+        CHECK_MPI(MPI_Win_sync(r->win));
+        for (int c = 0; c < nlocal; c++) shm_put_chunk(r, chunks[c], c, lo + c);
+    }
+    /* the slices of this rank's tensors: its own chunks in place, its node peers' in the window, the others'
+     * received; and their global chunks (the plan's numbering: only column bounds need it) */
     int ns = 0;
     for (int c = 0; c < nlocal_max; c++) {
         if (c < nlocal) {
@@ -423,23 +619,28 @@ static int sum_by_owner(vamp_reducer *r, float *out, float *const *chunks, int n
             r->slice_clear[ns] = (unsigned char)r->consume;
             r->slices[ns++] = chunks[c] + base;
         }
-        if (P == 1) continue;
-        float *in = r->slices_in + (size_t)c * (size_t)P * own; /* (P x own): from rank q at q * own */
+        float *in = r->slices_in + (size_t)c * (size_t)nremote * own;
         for (int q = 0; q < P; q++) {
-            r->sendcounts[q] = c < nlocal && q != me ? r->counts[q] : 0;
-            r->recvcounts[q] = c < r->nlocal_of[q] && q != me ? (int)own : 0;
-            if (r->recvcounts[q]) {
-                int qlo, qhi;
-                plan_rank_stripes(nglobal, P, q, &qlo, &qhi);
-                r->slice_chunk[ns] = qlo + c;
-                r->slice_clear[ns] = 0; /* a received copy */
-                r->slices[ns++] = in + (size_t)q * own;
-            }
+            const int local = shm && r->node_of[q] >= 0;
+            r->sendcounts[q] = c < nlocal && q != me && !local ? r->counts[q] : 0;
+            r->recvcounts[q] = c < r->nlocal_of[q] && q != me && !local ? (int)own : 0;
+            if (q == me || c >= r->nlocal_of[q] || own == 0) continue;
+            int qlo, qhi;
+            plan_rank_stripes(nglobal, P, q, &qlo, &qhi);
+            r->slice_chunk[ns] = qlo + c;
+            r->slice_clear[ns] = 0; /* another rank's chunk */
+            r->slices[ns++] = local ? shm_slice(r, q, c) : in + r->recvdispls[q];
         }
+        if (!a2a) continue;
         const float *send = c < nlocal ? chunks[c] : out; /* out: any distinct buffer, nothing is sent */
         CHECK_MPI(MPI_Alltoallv(send, r->sendcounts, r->displs, MPI_FLOAT, in, r->recvcounts, r->recvdispls,
                                 MPI_FLOAT, r->comm));
-        if (c < nlocal && r->consume) zero_sent(r, chunks[c], lo + c);
+        if (c < nlocal && r->consume) zero_sent(r, chunks[c], lo + c, shm);
+    }
+    if (shm) { /* every record written before anyone reads */
+        CHECK_MPI(MPI_Win_sync(r->win));
+        CHECK_MPI(MPI_Barrier(r->node));
+        CHECK_MPI(MPI_Win_sync(r->win));
     }
     const int h = headroom_bits(nglobal);
     int bad = -1;

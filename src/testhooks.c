@@ -22,3 +22,8 @@ void testhook_set_reduce_max_count(size_t n) { reduce_max_count = n; }
 size_t testhook_reduce_max_count(void) { return reduce_max_count; }
 void testhook_set_reduce_owner_max_chunks(int n) { reduce_owner_max_chunks = n < 0 ? -1 : n; }
 int testhook_reduce_owner_max_chunks(void) { return reduce_owner_max_chunks; }
+
+static int reduce_ranks_per_node; /* 0: the real nodes */
+
+void testhook_set_reduce_ranks_per_node(int n) { reduce_ranks_per_node = n > 0 ? n : 0; }
+int testhook_reduce_ranks_per_node(void) { return reduce_ranks_per_node; }

@@ -2,7 +2,9 @@
  * ranks as the plan distributes stripes (unevenly: 7 on 1 rank, 3 + 4 on 2, 1 + 2 + 2 + 2 on 4), must sum to the same bits as a serial fixed-point reference that does not know the rank count, within
  * 1e-6 of the double-precision sum; the sum to owned tensors (chunks moved to their owners, or a reduce-scatter)
  * gives the same bits and the allgather completes them; NaN poisons only its tensor and is reported to every rank;
- * the INT_MAX split path; column bounds (parts of a tensor that a chunk never writes, not read); ordered scalar sums.
+ * the INT_MAX split path; column bounds (parts of a tensor that a chunk never writes, not read); ordered scalar sums;
+ * the shared-memory window of the owner path against the path without it (VAMP_REDUCE_SHM=0), bit for bit, on real
+ * and emulated nodes, and its fallback when the backing directory cannot hold it.
  * Prints "N passed, M failed" on rank 0 and exits non-zero on failure. */
 #include <math.h>
 #include <stdio.h>
@@ -154,6 +156,141 @@ static void test_column_bounds(int size, int lo, int per)
     free(out);
 }
 
+/* The sum to owned tensors with the shared-memory window (or, off = 1, without: VAMP_REDUCE_SHM=0) of copies of this
+ * rank's chunks src[lo .. lo + per) of nglobal; tensor p has column bounds. out: the owned tensors, copy: the copies
+ * afterwards; *state: the reducer's shm_state after the sum. Returns the reported first non-finite tensor. */
+static int owned_sum(const vamp_layout *l, float *const *src, int lo, int per, int nglobal, int p, const int *bounds,
+                     int consume, int off, float *out, float **copy, int *state)
+{
+    const size_t N = l->total;
+    for (int c = 0; c < per; c++) memcpy(copy[c], src[lo + c], N * sizeof(float));
+    if (off) setenv("VAMP_REDUCE_SHM", "0", 1);
+    else unsetenv("VAMP_REDUCE_SHM");
+    vamp_reducer r;
+    reducer_init(&r, l, REDUCE_EXACT, MPI_COMM_WORLD);
+    reducer_set_column_chunks(&r, p, bounds, nglobal);
+    if (consume) reducer_consume_chunks(&r);
+    int bad = reducer_sum_owned(&r, out, copy, per, nglobal);
+    if (!consume) bad = reducer_sum_owned(&r, out, copy, per, nglobal); /* again, through the same window */
+    *state = r.shm_state;
+    reducer_free(&r);
+    unsetenv("VAMP_REDUCE_SHM");
+    return bad;
+}
+
+/* The window against the path without it, bit for bit: the owned sums, the first non-finite tensor reported, and
+ * the chunks afterwards (consumed: zero where read; else untouched), for chunks with column bounds and odd tensor
+ * sizes, each tensor's maximum at an edge of what a chunk holds, finite or with a NaN or an Inf, 7 or 4 chunks, the
+ * owner path forced or by default, on the real nodes and on emulated nodes of 1, 2 and 3 ranks (with 4 ranks: 2 + 2
+ * and 3 + 1, the slices to the other node by MPI_Alltoallv). Then a backing directory that cannot be read: no
+ * window, the same bits. */
+static void test_shm_window(int size)
+{
+    vamp_layout l;
+    layout_init(&l);
+    layout_add(&l, "a", 1001, 0);
+    const int p = layout_add(&l, "p", 13, 29);
+    layout_add(&l, "b", 7, 0);
+    layout_add(&l, "c", 33, 17);
+    layout_add(&l, "d", 3, 0);
+    const size_t N = l.total;
+    float *src[NCHUNK], *copy_old[NCHUNK], *copy_new[NCHUNK];
+    float *out_old = malloc(N * sizeof(float)), *out_new = malloc(N * sizeof(float));
+    for (int c = 0; c < NCHUNK; c++) {
+        src[c] = malloc(N * sizeof(float));
+        copy_old[c] = malloc(N * sizeof(float));
+        copy_new[c] = malloc(N * sizeof(float));
+    }
+    const int nglobals[2] = {NCHUNK, 4};
+    int cases = 0, same = 1, used = 1;
+    for (int ng = 0; ng < 2; ng++) {
+        const int nglobal = nglobals[ng];
+        int bounds[NCHUNK + 1], lo, hi, most = 0;
+        for (int g = 0; g <= nglobal; g++) bounds[g] = pseudo_start(29, nglobal, g);
+        plan_rank_stripes(nglobal, size, rank, &lo, &hi);
+        for (int q = 0; q < size; q++) {
+            int qlo, qhi;
+            plan_rank_stripes(nglobal, size, q, &qlo, &qhi);
+            most = qhi - qlo > most ? qhi - qlo : most;
+        }
+        for (int poison = 0; poison < 3; poison++) {
+            for (int c = 0; c < nglobal; c++)
+                for (size_t i = 0; i < N; i++) {
+                    const size_t col = (i - l.t[p].offset) % 29;
+                    const int in_p = i >= l.t[p].offset && i < l.t[p].offset + l.t[p].size;
+                    src[c][i] = !in_p || (col >= (size_t)bounds[c] && col < (size_t)bounds[c + 1]) ? value(c, i) : NAN;
+                }
+            /* each tensor's largest value in the last chunk, alone in its binade, at the first or the last element
+             * the chunk holds (7 or 4 chunks): a maximum that misses an edge changes the scale, so the bits */
+            for (int c = 0; c < nglobal; c++)
+                for (int t = 0; t < l.n; t++) {
+                    const size_t cols = t == p ? 29 : l.t[t].size, rows = t == p ? 13 : 1;
+                    const size_t first = t == p ? (size_t)bounds[c] : 0;
+                    const size_t last = t == p ? (size_t)bounds[c + 1] - 1 : cols - 1;
+                    const size_t at = c % 2 ? (rows - 1) * cols + last : first;
+                    src[c][l.t[t].offset + at] = ldexpf(c % 2 ? -1.5f : 1.5f, 12 + c);
+                }
+            if (poison == 1) src[1][l.t[3].offset + 5] = NAN;
+            if (poison == 2) src[nglobal - 1][l.t[4].offset + 2] = -INFINITY;
+            for (int forced = 0; forced < 2; forced++)
+                for (int rpn = 0; rpn < 4; rpn++)
+                    for (int consume = 0; consume < 2; consume++) {
+                        testhook_set_reduce_owner_max_chunks(forced ? NCHUNK : -1);
+                        testhook_set_reduce_ranks_per_node(rpn);
+                        int s_old, s_new;
+                        int b_old = owned_sum(&l, src, lo, hi - lo, nglobal, p, bounds, consume, 1, out_old, copy_old,
+                                              &s_old);
+                        int b_new = owned_sum(&l, src, lo, hi - lo, nglobal, p, bounds, consume, 0, out_new, copy_new,
+                                              &s_new);
+                        vamp_reducer r; /* the owned range, for the comparison */
+                        reducer_init(&r, &l, REDUCE_EXACT, MPI_COMM_WORLD);
+                        int ok = b_old == b_new && b_old == (poison == 0 ? -1 : poison == 1 ? 3 : 4) &&
+                                 memcmp(out_old, out_new, (size_t)r.counts[rank] * sizeof(float)) == 0;
+                        for (int c = 0; c < hi - lo; c++) ok &= memcmp(copy_old[c], copy_new[c], N * sizeof(float)) == 0;
+                        reducer_free(&r);
+                        same &= ok;
+                        /* the window is used wherever the owner path runs and some node holds two ranks */
+                        const int owner = size > 1 && (forced || most <= 2), peers = rpn != 1;
+                        used &= s_old == -1 && (owner && peers ? s_new == 1 : s_new <= 0);
+                        cases++;
+                    }
+        }
+    }
+    testhook_set_reduce_ranks_per_node(0);
+    MPI_Allreduce(MPI_IN_PLACE, &same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    char what[200];
+    snprintf(what, sizeof what, "shared window: the bits, the reported tensor and the chunks of the path without it "
+             "(%d cases)", cases);
+    check(same, what);
+    check(used, "shared window: in use wherever the owner path runs with a peer on the node, never with "
+                "VAMP_REDUCE_SHM=0");
+    /* a backing directory that cannot hold the window: the path without it, the same bits */
+    testhook_set_reduce_owner_max_chunks(NCHUNK);
+    setenv("OMPI_MCA_osc_sm_backing_directory", "/nonexistent/vamp_mpi_test", 1);
+    int lo, hi, bounds[NCHUNK + 1], s_old, s_new;
+    for (int g = 0; g <= NCHUNK; g++) bounds[g] = pseudo_start(29, NCHUNK, g);
+    plan_rank_stripes(NCHUNK, size, rank, &lo, &hi);
+    int b_old = owned_sum(&l, src, lo, hi - lo, NCHUNK, p, bounds, 1, 1, out_old, copy_old, &s_old);
+    int b_new = owned_sum(&l, src, lo, hi - lo, NCHUNK, p, bounds, 1, 0, out_new, copy_new, &s_new);
+    unsetenv("OMPI_MCA_osc_sm_backing_directory");
+    testhook_set_reduce_owner_max_chunks(-1);
+    vamp_reducer r;
+    reducer_init(&r, &l, REDUCE_EXACT, MPI_COMM_WORLD);
+    int ok = b_old == b_new && memcmp(out_old, out_new, (size_t)r.counts[rank] * sizeof(float)) == 0 &&
+             (size == 1 || s_new == -1);
+    reducer_free(&r);
+    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    check(ok, "shared window: no room in the backing directory, no window, the same bits");
+    for (int c = 0; c < NCHUNK; c++) {
+        free(src[c]);
+        free(copy_old[c]);
+        free(copy_new[c]);
+    }
+    free(out_old);
+    free(out_new);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -296,6 +433,7 @@ int main(int argc, char **argv)
     reducer_free(&r);
 
     test_column_bounds(size, lo, per);
+    test_shm_window(size);
 
     double local[NCHUNK * 2], sum[2], want[2] = {0, 0};
     for (int c = 0; c < per; c++)

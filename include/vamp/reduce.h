@@ -7,7 +7,12 @@
  * -> integer rounding and the adds vectorise, and a double MPI_SUM of such integers is exact.) The grid step
  * is max|x| * 2^-(51 - h) (h = ceil(log2 nglobal) + 1 headroom bits), far below float precision.
  * reducer_sum_owned gives each rank only the tensors it owns; with few chunks per rank it moves the float chunks
- * to the owners, who round and sum them (the same integers, so the same bits).
+ * to the owners, who round and sum them (the same integers, so the same bits). Between ranks of one node the chunks
+ * move through an MPI-3 shared-memory window (each rank copies its chunks' slices of its node peers' tensors into
+ * its own segment once; the owners read them there), and only slices for ranks on other nodes go through
+ * MPI_Alltoallv. VAMP_REDUCE_SHM=0 in the environment turns the window off; it is also left off where the backing
+ * directory (Open MPI's osc_sm_backing_directory, /dev/shm on Linux) lacks the room, as a too-full tmpfs would
+ * SIGBUS on first touch rather than fail the allocation (rank 0 says so once).
  * fast: local float sum, then one float MPI_Allreduce or reduce-scatter (order depends on the rank count).
  * It does not know what the buffers mean beyond their layout. */
 #ifndef VAMP_REDUCE_H
@@ -26,6 +31,7 @@ typedef struct {
     int t_lo, t_hi;   /* the tensors this rank owns: [t_lo, t_hi), whole tensors, about layout->total / size
                          elements (some ranks own none when there are more ranks than tensors) */
     int *counts, *displs; /* (size) every rank's owned elements and their first element, for the MPI calls */
+    int *t_owner;     /* (layout->n) the rank that owns each tensor */
     double *acc;      /* (layout->total) fixed-point accumulator, exact mode (allocated at first use) */
     double *acc_own;  /* (owned elements) its reduce-scattered sums, exact mode (allocated at first use) */
     float *fsum;      /* (layout->total) local float sum, fast mode with several ranks (allocated at first use) */
@@ -44,8 +50,20 @@ typedef struct {
     int32_t *maxbits; /* (layout->n) per-tensor max |x| as IEEE bits (ordered like the values; >= Inf bits:
                          a NaN or Inf somewhere) */
     int *exps;        /* (layout->n) per-tensor scale exponent */
+    size_t slices_in_len; /* floats in slices_in */
+    /* the owner path's shared-memory window (decided at its first use): */
+    int shm_state;    /* 0 not decided yet, 1 in use, -1 off (VAMP_REDUCE_SHM=0, no peer on this node, or no room) */
+    MPI_Comm node;    /* the ranks of comm on this node (MPI_COMM_NULL until decided) */
+    int node_size;
+    int *node_of;     /* (size) node rank of every rank of comm on this node, -1 for ranks on other nodes */
+    MPI_Win win;      /* MPI_WIN_NULL unless in use */
+    float **seg;      /* (node_size) each node rank's segment: for each of its chunks, a record of its node peers'
+                         owned elements (rank q's at record_offset(p, q)) */
+    int seg_chunks;   /* chunks per segment the window holds */
 } vamp_reducer;
 
+/* Not collective. reducer_free is collective over comm once a sum has used the shared-memory window (it frees
+ * the window): call it on every rank alike. */
 void reducer_init(vamp_reducer *r, const vamp_layout *layout, vamp_reduce mode, MPI_Comm comm);
 void reducer_free(vamp_reducer *r);
 

@@ -34,4 +34,10 @@ size_t testhook_reduce_max_count(void);
 void testhook_set_reduce_owner_max_chunks(int n);
 int testhook_reduce_owner_max_chunks(void);
 
+/* tests/test_mpi_reduce.c: the reducer's shared-memory window treats every n consecutive ranks of a node as one
+ * node (emulated nodes, to exercise the path across nodes on one machine). 0 restores the default (the real
+ * nodes); testhook_reduce_ranks_per_node returns the override or 0. */
+void testhook_set_reduce_ranks_per_node(int n);
+int testhook_reduce_ranks_per_node(void);
+
 #endif
