@@ -100,8 +100,9 @@ def main():
     ap.add_argument("--port", type=int, default=29511)
     a = ap.parse_args()
     models = a.models.split(",")
-    if any(n not in MODELS for n in models):
-        sys.exit(f"bench_torch.py: --models takes {','.join(MODELS)}")
+    known = [f"{m}_{p}" for m in ("vae", "hvae", "convhvae", "pixelhvae") for p in ("standard", "vampprior")]
+    if any(n not in known for n in models):
+        sys.exit(f"bench_torch.py: --models takes a list of {','.join(known)}")
     if a.ddp > 1:
         print(f"PyTorch {torch.__version__}, DDP (gloo) {a.ddp} processes x 1 thread, global batch {BATCH}, K = {K}")
         ctx = mp.get_context("spawn")
