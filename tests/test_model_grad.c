@@ -263,9 +263,9 @@ static void draw_point(fixture *f, lcg *r)
  * from its kink (then a step of 2h in one parameter rarely crosses one; the curvature test catches the rest). */
 static const double MIN_MARGIN = 0.15;
 
-static int fixture_init(fixture *f, vamp_model_type type, vamp_likelihood lik, vamp_prior_type prior)
+/* The small sizes every check here uses. */
+static vamp_config small_config(vamp_model_type type, vamp_likelihood lik, vamp_prior_type prior)
 {
-    memset(f, 0, sizeof *f);
     vamp_config c;
     config_defaults(&c);
     c.model_type = type;
@@ -275,6 +275,13 @@ static int fixture_init(fixture *f, vamp_model_type type, vamp_likelihood lik, v
     c.z1 = 3;
     c.z2 = 2;
     c.components = 3;
+    return c;
+}
+
+static int fixture_init(fixture *f, vamp_model_type type, vamp_likelihood lik, vamp_prior_type prior)
+{
+    memset(f, 0, sizeof *f);
+    const vamp_config c = small_config(type, lik, prior);
     vamp_model *m = &f->m;
     if (type == MODEL_CONVHVAE || type == MODEL_PIXELHVAE) model_init(m, &c, CONV_H, CONV_W);
     else model_init(m, &c, 1, D_MLP);
@@ -480,14 +487,7 @@ static void pixel_sampling(void **state)
 {
     const vamp_likelihood lik = *(const vamp_likelihood *)*state;
     enum { PR = 3, PH = 11, PW = 5 };
-    vamp_config c;
-    config_defaults(&c);
-    c.model_type = MODEL_PIXELHVAE;
-    c.likelihood = lik;
-    c.prior = PRIOR_STANDARD;
-    c.hidden = 6;
-    c.z1 = 3;
-    c.z2 = 2;
+    const vamp_config c = small_config(MODEL_PIXELHVAE, lik, PRIOR_STANDARD);
     vamp_model m;
     model_init(&m, &c, PH, PW);
     const size_t D = m.D, N = m.layout.total;
