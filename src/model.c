@@ -257,11 +257,6 @@ void model_init_params(const vamp_model *m, float *params, uint64_t seed)
             rng_normal_fill(p, T->size, seed, RNG_INIT, 0, (uint64_t)t, 0);
         } else if (t == m->mog_logvars) {
             memset(p, 0, T->size * sizeof(float));
-        } else if (m->pixel && T->ndim == 1 && (strstr(T->name, "pixelcnn.") == T->name)) {
-            /* BatchNorm2d as torch initialises it: weight and running_var 1, bias and running_mean 0 */
-            const char *dot = strrchr(T->name, '.');
-            float v = !strcmp(dot, ".weight") || !strcmp(dot, ".running_var") ? 1.0f : 0.0f;
-            for (size_t i = 0; i < T->size; i++) p[i] = v;
         } else if (T->ndim == 2) { /* Linear weight (out, in): He-normal */
             rng_normal_fill(p, T->size, seed, RNG_INIT, 0, (uint64_t)t, 0);
             float s = sqrtf(2.0f / (float)T->shape[1]);
@@ -271,6 +266,15 @@ void model_init_params(const vamp_model *m, float *params, uint64_t seed)
             rng_uniform_fill(p, T->size, seed, RNG_INIT, 0, (uint64_t)t, 0);
             float bound = 1.0f / sqrtf((float)layout_fan_in(T->ndim == 4 ? T : &l->t[t - 1]));
             for (size_t i = 0; i < T->size; i++) p[i] = bound * (2.0f * p[i] - 1.0f);
+        }
+    }
+    for (int i = 0; m->pixel && i < VAMP_PIXEL_LAYERS; i++) { /* BatchNorm2d as torch initialises it */
+        const vamp_pixel_layer *L = &m->pcnn[i];
+        float *gamma = params + l->t[L->gamma].offset, *beta = params + l->t[L->beta].offset;
+        float *rmean = params + l->t[L->rmean].offset, *rvar = params + l->t[L->rvar].offset;
+        for (int c = 0; c < VAMP_PIXEL_CH; c++) {
+            gamma[c] = rvar[c] = 1.0f;
+            beta[c] = rmean[c] = 0.0f;
         }
     }
     model_apply_masks(m, params);

@@ -252,6 +252,18 @@ static void load_chunk(vamp_trainer *t, int i, int epoch, long it)
     for (int r = 0; r < R; r++) trainer_noise(t, r, RNG_EPS_TRAIN, (uint32_t)epoch, (uint64_t)t->grow[r]);
 }
 
+/* Local chunk i's summed loss terms, from the activations of its last forward pass, into chunk_stats. */
+static void chunk_stats_from(vamp_trainer *t, int i, const vamp_acts *a)
+{
+    double sre = 0.0, skl = 0.0;
+    for (int r = 0; r < t->rows_per_chunk; r++) {
+        sre += a->re[r];
+        skl += a->kl[r];
+    }
+    t->chunk_stats[2 * i] = sre;
+    t->chunk_stats[2 * i + 1] = skl;
+}
+
 /* Forward and backward of the loaded chunk i into its own gradient (and the prior's targets); its summed loss
  * terms go to chunk_stats. */
 static void chunk_forward_backward(vamp_trainer *t, int i, float beta)
@@ -268,13 +280,7 @@ static void chunk_forward_backward(vamp_trainer *t, int i, float beta)
     model_backward(m, &t->acts, t->params, G, dpm, dplv, t->pm, t->plv, R, beta, 1.0f / (float)t->cfg.batch_size);
     t->t_forward += c1 - c0;
     t->t_backward += wall_seconds() - c1;
-    double sre = 0.0, skl = 0.0;
-    for (int r = 0; r < R; r++) {
-        sre += t->acts.re[r];
-        skl += t->acts.kl[r];
-    }
-    t->chunk_stats[2 * i] = sre;
-    t->chunk_stats[2 * i + 1] = skl;
+    chunk_stats_from(t, i, &t->acts);
 }
 
 /* Collective. The forward and backward of every local chunk in stages (model.h): after each stage, every chunk's
@@ -322,15 +328,7 @@ static void chunks_forward_backward_staged(vamp_trainer *t, int epoch, long it, 
     }
     t->t_forward += c1 - c0;
     t->t_backward += wall_seconds() - c1;
-    for (int i = 0; i < n; i++) {
-        double sre = 0.0, skl = 0.0;
-        for (int r = 0; r < R; r++) {
-            sre += t->chunk_acts[i].re[r];
-            skl += t->chunk_acts[i].kl[r];
-        }
-        t->chunk_stats[2 * i] = sre;
-        t->chunk_stats[2 * i + 1] = skl;
-    }
+    for (int i = 0; i < n; i++) chunk_stats_from(t, i, &t->chunk_acts[i]);
 }
 
 /* Collective: the exact sum of the chunk gradients into the owned tensors, then (all finite) Adam on them and

@@ -154,29 +154,25 @@ def main(argv):
     ok = d <= 1e-5 * abs(loss) + al_loss
     fails += not ok
     row("loss", "()", abs(loss), d, d / abs(loss), al_loss / abs(loss), ok)
-    for name, t, al in (("re", re, al_re), ("kl", kl, al_kl)):
-        c = np.array(f[name], np.float64)
+    def elementwise(label, c, t, al):
+        """The C values c against the reference t, elementwise: max |c - t| <= 1e-5 max |t| + al. Returns ok."""
+        c, t = np.asarray(c, np.float64), np.asarray(t, np.float64)
         scale = float(np.max(np.abs(t)))
         d = float(np.max(np.abs(c - t))) if c.shape == t.shape else float("inf")
         ok = d <= 1e-5 * scale + al
-        fails += not ok
-        row(f"{name} (per row)", str(c.shape), scale, d, d / scale if scale else d, al / scale if scale else al, ok)
+        row(label, str(c.shape), scale, d, d / scale if scale else d, al / scale if scale else al, ok)
+        return ok
+
+    for name, t, al in (("re", re, al_re), ("kl", kl, al_kl)):
+        fails += not elementwise(f"{name} (per row)", f[name], t, al)
 
     if running and not ("running" in f and "eval_re" in f and "eval_kl" in f):
         print(f"FAIL {tag}: a model with BatchNorm needs /running, /eval_re and /eval_kl in the dump")
         return 2
-    for name in sorted(running):  # BatchNorm's running statistics after the step: elementwise, as re and kl
-        t, c = running[name].astype(np.float64), np.array(f["running"][name], np.float64)
-        scale, d = float(np.max(np.abs(t))), float(np.max(np.abs(c - t)))
-        ok = d <= 1e-5 * scale + al_run[name]
-        fails += not ok
-        row(name, str(c.shape), scale, d, d / scale, al_run[name] / scale, ok)
+    for name in sorted(running):  # BatchNorm's running statistics after the step
+        fails += not elementwise(name, f["running"][name], running[name], al_run[name])
     for name, t, al in zip(("eval_re", "eval_kl"), evaluated or (), al_ev or ()):  # evaluation mode with them
-        c = np.array(f[name], np.float64)
-        scale, d = float(np.max(np.abs(t))), float(np.max(np.abs(c - t)))
-        ok = d <= 1e-5 * scale + al
-        fails += not ok
-        row(f"{name} (per row)", str(c.shape), scale, d, d / scale, al / scale, ok)
+        fails += not elementwise(f"{name} (per row)", f[name], t, al)
 
     worst = (0.0, "")
     for name in sorted(grads):
