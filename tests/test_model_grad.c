@@ -11,7 +11,8 @@
  * a larger step and absolute tolerance (its convolution gradients are ~1e-2, near the float noise of the finite
  * differences; test_parity checks them against float64 PyTorch to 1e-4). Its 1x1 heads share one bias over all
  * pixels, so its likelihood clamps stay unsaturated here (test_parity saturates them).
- * The pixelhvae (same images; standard and VampPrior, both likelihoods) is checked in training mode: BatchNorm with the statistics of the R rows, through which
+ * The pixelhvae (same images; every prior, standard and VampPrior with both likelihoods) is checked in training mode:
+ * BatchNorm with the statistics of the R rows, through which
  * every row's gradient flows into every other's. Its masked taps are not checked here: the loss does not depend on
  * them, while their gradient is by design the full, unmasked one (conv.h; test_parity checks it against the
  * reference's); its running statistics are no parameters. ReLU kinks inside the PixelCNN are left to the
@@ -471,10 +472,11 @@ static config_triple configs[] = {
     {MODEL_CONVHVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR},  {MODEL_CONVHVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR_DATA},
     {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_STANDARD}, {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_MOG},
     {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR}, {MODEL_CONVHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR_DATA},
-    /* the priors act on the top latent only, whose encoder the pixelhvae shares with the convhvae (all four above):
-     * its decoder is checked under the standard prior and the VampPrior (pseudo-inputs through the same encoder) */
+    /* every prior; the standard prior and the VampPrior (pseudo-inputs through the convolutional encoder) with
+     * both likelihoods */
     {MODEL_PIXELHVAE, LIK_BERNOULLI, PRIOR_STANDARD},   {MODEL_PIXELHVAE, LIK_BERNOULLI, PRIOR_VAMPPRIOR},
     {MODEL_PIXELHVAE, LIK_LOGISTIC256, PRIOR_STANDARD}, {MODEL_PIXELHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR},
+    {MODEL_PIXELHVAE, LIK_BERNOULLI, PRIOR_MOG},        {MODEL_PIXELHVAE, LIK_LOGISTIC256, PRIOR_VAMPPRIOR_DATA},
 };
 
 /* The pixelhvae draws its pictures pixel by pixel, each pass on a band of the last L + 1 rows only (model_decode).

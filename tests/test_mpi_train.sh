@@ -5,9 +5,10 @@
 #     with 12 stripes;
 #  2. train.reduce = fast: -np 2 follows the single-rank trajectory within float tolerance over 20 steps;
 #  3. vae + vampprior on a 2,000-image subset improves the validation ELBO over 3 epochs.
-#  4. convhvae and pixelhvae + vampprior on 8x6 block means of Fashion-MNIST (tests/tools/tiny_images.py): final
-#     parameters bit-identical for -np 1, 2 and 4 after 12 steps, for both likelihoods (the pixelhvae's BatchNorm
-#     running statistics included: its batch statistics combine the 4 chunks' sums whichever ranks hold them).
+#  4. convhvae and pixelhvae on 8x6 block means of Fashion-MNIST (tests/tools/tiny_images.py), every prior
+#     (VampPrior with both likelihoods, MoG, VampPrior-data): final parameters bit-identical for -np 1, 2 and 4
+#     after 12 steps (the pixelhvae's BatchNorm running statistics included: its batch statistics combine the 4
+#     chunks' sums whichever ranks hold them).
 # usage: test_mpi_train.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
@@ -84,19 +85,20 @@ sys.exit(not (a < 0 and abs(a-p) < 1e-3))"
 /usr/bin/python3 "$SRC/tests/tools/tiny_images.py" "$TMP/fm.h5" "$TMP/tiny.h5" 8 6 480 100 100 ||
   { echo "tiny_images.py failed"; exit 1; }
 for model in convhvae pixelhvae; do
-  for lik in bernoulli logistic256; do
+  # every prior, each likelihood with the VampPrior (its pseudo-inputs go through the convolutional encoder)
+  for case in bernoulli:vampprior logistic256:vampprior bernoulli:mog logistic256:vampprior_data; do
+    lik=${case%%:*} prior=${case##*:} name=${model}_${lik}_${prior}
     bin=dynamic
     [ $lik = logistic256 ] && bin=none
     for np in 1 2 4; do
-      run $np "$TMP/${model}_${lik}_$np" --set data.path="$TMP/tiny.h5" --set model.type=$model \
-        --set model.hidden=32 --set model.z1=6 --set model.z2=4 --set prior.components=8 --set model.likelihood=$lik \
-        --set data.binarize=$bin --set train.max_steps=12 --set data.train_limit=0 --set data.valid_limit=0 \
-        --set data.test_limit=0 --set eval.samples=20 --set eval.block=20 >/dev/null 2>&1
+      run $np "$TMP/${name}_$np" --set data.path="$TMP/tiny.h5" --set model.type=$model \
+        --set model.hidden=32 --set model.z1=6 --set model.z2=4 --set prior.type=$prior --set prior.components=8 \
+        --set model.likelihood=$lik --set data.binarize=$bin --set train.max_steps=12 --set data.train_limit=0 \
+        --set data.valid_limit=0 --set data.test_limit=0 --set eval.samples=20 --set eval.block=20 >/dev/null 2>&1
     done
     for np in 2 4; do
-      check "$model $lik: -np $np params bit-identical to -np 1" \
-        /usr/bin/python3 "$SRC/tests/tools/h5params.py" "$TMP/${model}_${lik}_1/final.h5" \
-        "$TMP/${model}_${lik}_$np/final.h5" --exact
+      check "$model $lik $prior: -np $np params bit-identical to -np 1" \
+        /usr/bin/python3 "$SRC/tests/tools/h5params.py" "$TMP/${name}_1/final.h5" "$TMP/${name}_$np/final.h5" --exact
     done
   done
 done
