@@ -4,7 +4,8 @@
 # the same models in PyTorch with 1 and 2 intra-op threads and under DistributedDataParallel (gloo, 2 processes x
 # 1 thread, the batch split between them). REPS repetitions, interleaved, so that the machine's drift hits every
 # side alike; analysis/bench_summary.py prints median and range per figure, ratios within one repetition, and
-# the targets. Then the scaling projection (analysis/scaling_model.py). Prints figures only; decides nothing.
+# the targets. Then the scaling projection of every model (analysis/scaling_model.py; plots in the output directory).
+# Prints figures only; decides nothing.
 #   analysis/bench.sh [STEPS] [REPS]       (default 30 steps, 3 repetitions; outputs in $BENCH_OUT or a temp dir)
 #   BENCH_MODELS=convhvae_standard,pixelhvae_standard analysis/bench.sh 3 3   (other models than vamp_bench's
 #   default vae_standard,vae_vampprior,hvae_vampprior; the scaling projection then covers them)
@@ -34,5 +35,8 @@ for r in $(seq 1 "$REPS"); do
   [ "$r" -eq 1 ] && cat "$d/vamp1.txt" "$d/vamp2.txt" "$d/torch1.txt"
 done
 /usr/bin/python3 analysis/bench_summary.py "$OUT"
-echo "== scaling model (analysis/scaling_model.py: 1-rank phases + loopback allreduce fit, repetition 1)"
-/usr/bin/python3 analysis/scaling_model.py "$OUT/rep1/vamp1.txt" "$OUT/rep1/vamp2.txt" --plot analysis/scaling_model.png
+for m in $(echo "${BENCH_MODELS:-vae_standard,vae_vampprior,hvae_vampprior}" | tr , ' '); do
+  echo "== scaling model of $m (analysis/scaling_model.py: 1-rank phases + loopback allreduce fit, repetition 1)"
+  /usr/bin/python3 analysis/scaling_model.py "$OUT/rep1/vamp1.txt" "$OUT/rep1/vamp2.txt" --model "$m" \
+    --plot "$OUT/scaling_$m.png"
+done

@@ -22,7 +22,8 @@ Model of one step on P ranks (global batch B, S = max(4, P) stripes, so every ra
            N gradient doubles, log2(P) alpha + (P - 1) / P * 8 N beta. Then the allgather of the N float
            parameters, log2(P) alpha + (P - 1) / P * 4 N beta, and two latency-only collectives; sharded also
            allgathers the K x Z means and log-variances (log2(P) alpha + (P - 1) / P * 8 K Z beta) and reduces
-           their gradient exactly (an allreduce of 2 K Z doubles).
+           their gradient exactly (an allreduce of 2 K Z doubles). The pixelhvae's BatchNorm adds 16 allgathers
+           (8 layers, forward and backward) of every chunk's 129 partial sums in double: S x 129 x 8 bytes each.
 No overlap of communication and computation is assumed (vamp_mpi does not overlap them). The loopback alpha
 and beta are shared-memory figures; --alpha-us / --beta-gbs project a network instead.
 
@@ -36,7 +37,9 @@ import sys
 MEASURED_STRIPES = 4   # vamp_bench's data.stripes
 MEASURED_BATCH = 100   # vamp_bench's train.batch_size
 K, Z = 500, 40         # pseudo-inputs, top latent size (vamp_bench's models)
-MODELS = ("vae_standard", "vae_vampprior", "hvae_vampprior")
+MODELS = ("vae_standard", "vae_vampprior", "hvae_vampprior", "convhvae_standard", "convhvae_vampprior",
+          "pixelhvae_standard", "pixelhvae_vampprior")
+BN_SYNCS, BN_PARTIAL = 16, 129  # pixelhvae: allgathers per step, doubles per chunk in each
 
 
 def read_phases(path, model):
@@ -100,7 +103,7 @@ def alltoall(P, nbytes, alpha, beta):
     return (P - 1) * alpha + (P - 1) / P * nbytes * beta
 
 
-def step_ms(ph, nparams, P, batch, sharded, alpha, beta, vamp, S=None):
+def step_ms(ph, nparams, P, batch, sharded, alpha, beta, vamp, S=None, pixel=False):
     S = S or max(MEASURED_STRIPES, P)
     data = ph["data"] * (batch / P) / MEASURED_BATCH
     prior = ph["prior"] / P if sharded else ph["prior"]
@@ -113,6 +116,8 @@ def step_ms(ph, nparams, P, batch, sharded, alpha, beta, vamp, S=None):
     comm = move + allgather(P, 4 * nparams, alpha, beta) + (2 * math.log2(P) * alpha if P > 1 else 0.0)
     if vamp and sharded:
         comm += allgather(P, 2 * 4 * K * Z, alpha, beta) + allreduce(P, 2 * 8 * K * Z, alpha, beta)
+    if pixel:
+        comm += BN_SYNCS * allgather(P, S * BN_PARTIAL * 8, alpha, beta)
     return data + prior + reduce_local + ph["optim"] / P + comm * 1e3
 
 
@@ -141,9 +146,9 @@ def main():
     print(f"projection with alpha = {alpha * 1e6:.2f} us, beta = {1 / beta / 1e9:.2f} GB/s; {a.model}, "
           f"{ph['params']} parameters, 1-rank phases (ms): prior {ph['prior']:.2f}, forward + backward "
           f"{ph['data']:.2f}, reduce {ph['reduce']:.2f}, optim {ph['optim']:.2f}")
-    vamp = "vampprior" in a.model
+    vamp, pixel = "vampprior" in a.model, a.model.startswith("pixelhvae")
     N = ph["params"]
-    print(f"check on 2 ranks, batch {MEASURED_BATCH}: model {step_ms(ph, N, 2, MEASURED_BATCH, True, alpha, beta, vamp):.2f} ms, "
+    print(f"check on 2 ranks, batch {MEASURED_BATCH}: model {step_ms(ph, N, 2, MEASURED_BATCH, True, alpha, beta, vamp, pixel=pixel):.2f} ms, "
           f"measured {ph2['step']:.2f} ms (the model leaves out the memory bandwidth the two ranks share)")
     weak_Ps = [2**i for i in range(9)]
     strong_Ps = [p for p in range(1, 257) if a.batch % p == 0]
@@ -154,10 +159,10 @@ def main():
         rows[label] = []
         for P in strong_Ps if label == "strong" else weak_Ps:
             b = batch_of(P)
-            ts = step_ms(ph, N, P, b, True, alpha, beta, vamp)
-            tr = step_ms(ph, N, P, b, False, alpha, beta, vamp)
+            ts = step_ms(ph, N, P, b, True, alpha, beta, vamp, pixel=pixel)
+            tr = step_ms(ph, N, P, b, False, alpha, beta, vamp, pixel=pixel)
             # efficiency = speed-up over one rank doing the same batch (with the measured 4 stripes) / P
-            ideal = step_ms(ph, N, 1, b, True, alpha, beta, vamp) / P
+            ideal = step_ms(ph, N, 1, b, True, alpha, beta, vamp, pixel=pixel) / P
             es, er = ideal / ts, ideal / tr
             rows[label].append((P, ts, es, tr, er))
             print(f"{P:>5} {ts:>11.2f} {es:>6.2f} {tr:>14.2f} {er:>6.2f}")
