@@ -40,8 +40,8 @@ static void usage(FILE *out)
             "The last lines printed are `key = value` results (test_ll, test_elbo, active units, ...).\n"
             "\n"
             "Re-running the command of a finished run (final.h5 of the same configuration, training over) prints its\n"
-            "results and exits 0 without writing; with train.epochs raised, training continues from its last\n"
-            "checkpoint.\n"
+            "results and exits 0 without writing (but the pictures, if a stop came while they were drawn); with\n"
+            "train.epochs raised, training continues from its last checkpoint.\n"
             "\n"
             "options (each as --opt value or --opt=value):\n"
             "  --set section.key=value  override one configuration key (repeatable; wins over the file)\n"
@@ -250,7 +250,8 @@ static int run_training(const vamp_config *cfg, vamp_data *data, const vamp_args
     char final_path[VAMP_FILE_PATH_LEN];
     snprintf(final_path, sizeof final_path, "%s/final.h5", cfg->run_dir);
     if (strcmp(args->resume, "none") != 0 && results_saved(&tr, final_path, ini, tr.step, training_is_over(&tr, &p))) {
-        trainer_free(&tr); /* a finished run: its results are printed, nothing is written */
+        results_finish_pictures(&tr, data, final_path, cfg->run_dir); /* all that a stop can have left undone */
+        trainer_free(&tr); /* a finished run: its results are printed, nothing else is written */
         return 0;
     }
     /* every check has passed: only now is anything written to run.dir */

@@ -122,6 +122,18 @@ int results_saved(const vamp_trainer *tr, const char *path, const char *ini, lon
     return finished;
 }
 
+void results_finish_pictures(vamp_trainer *tr, const vamp_data *data, const char *path, const char *dir)
+{
+    char pics[VAMP_FILE_PATH_LEN + 16];
+    snprintf(pics, sizeof pics, "%s/pictures.h5", dir);
+    int missing = tr->rank == 0 && access(pics, F_OK) != 0;
+    CHECK_MPI(MPI_Bcast(&missing, 1, MPI_INT, 0, tr->comm));
+    if (!missing) return;
+    log0(tr->comm, "%s is missing (the run stopped while they were drawn): drawing the pictures of %s\n", pics, path);
+    params_read(path, &tr->model.layout, tr->params, tr->comm);
+    pictures_write(tr, data, dir, "");
+}
+
 void results_write(vamp_trainer *tr, const vamp_data *data, const char *ini, const vamp_attr *more, int nmore,
                    const char *path, const char *pic_dir, const char *pic_prefix)
 {

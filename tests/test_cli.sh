@@ -2,7 +2,8 @@
 # The command line and the run's life cycle (issue 14, items 5-7): both option spellings, "did you mean" for an
 # option, a section, a key and an enum value, the source of a bad value named (file:line or --set), eval.block
 # cut to a smaller eval.samples (same result as block = samples), a finished run re-run is a no-op that prints its
-# results, a raised train.epochs continues, --resume none sets the earlier run aside, progress lines in a log
+# results (and draws the pictures only if a stop came while they were drawn),
+# a raised train.epochs continues, --resume none sets the earlier run aside, progress lines in a log
 # (their format, no carriage return), and the HDF5 attribute types h5py sees (str, integers).
 # usage: test_cli.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
@@ -88,6 +89,19 @@ if [ $rc -eq 0 ] && cmp -s "$TMP/run/final.h5" "$TMP/final.copy" && diff -q "$TM
    grep -q '^epochs = 2$' "$TMP/again.log" && ! grep -qE '^epoch +[0-9]' "$TMP/again.log"; then
   ok "a finished run re-run prints its results, exits 0, final.h5 and the directory unchanged"
 else bad "finished run re-run (status $rc)" "$TMP/again.log"; fi
+
+# ---- a stop while the pictures were drawn (final.h5 written, pictures.h5 not): the re-run draws them ----
+mkdir -p "$TMP/pics"
+cp "$TMP/run/samples.png" "$TMP/run/reconstructions.png" "$TMP/pics/"
+rm "$TMP/run/pictures.h5" "$TMP/run/samples.png" "$TMP/run/reconstructions.png"
+VAMP "$TMP/c.ini" --set=run.seed=3 >"$TMP/pics.log" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q 'pictures.h5 is missing' "$TMP/pics.log" && [ -s "$TMP/run/pictures.h5" ] &&
+   cmp -s "$TMP/run/samples.png" "$TMP/pics/samples.png" &&
+   cmp -s "$TMP/run/reconstructions.png" "$TMP/pics/reconstructions.png" &&
+   cmp -s "$TMP/run/final.h5" "$TMP/final.copy" && grep -q "$(grep '^test_ll = ' "$TMP/train.log")" "$TMP/pics.log"; then
+  ok "a finished run without its pictures: the re-run draws the same pictures, final.h5 unchanged"
+else bad "finished run without pictures (status $rc)" "$TMP/pics.log"; fi
 
 # ---- train.epochs raised: continues from the last checkpoint ----
 VAMP "$TMP/c.ini" --set=run.seed=3 --set train.epochs=3 >"$TMP/more.log" 2>&1

@@ -21,4 +21,9 @@ void results_write(vamp_trainer *tr, const vamp_data *data, const char *ini, con
  * lines) and 1 is returned; else 0. Writes nothing. */
 int results_saved(const vamp_trainer *tr, const char *path, const char *ini, long step, int over);
 
+/* Collective. For a finished run (results_saved): if dir holds no pictures.h5, the last file results_write
+ * writes, a stop came while the pictures were drawn; draws them from the parameters in path (final.h5), as the
+ * uninterrupted run would have. */
+void results_finish_pictures(vamp_trainer *tr, const vamp_data *data, const char *path, const char *dir);
+
 #endif
