@@ -8,7 +8,7 @@
  * statistics after the step) and /eval_re, /eval_kl (the evaluation-mode terms of the batch with them).
  * Not a training run: parameters are the initialisation, pushed so that every clamp saturates somewhere.
  * Images are 3x4 for vae/hvae, 7x6 for convhvae and pixelhvae (odd and even sides through the two stride-2 layers:
- * F = 24). */
+ * F = 24), or SIDE x SIDE for the latter (28: the data sets' size). */
 #include "vamp/check.h"
 #include "vamp/h5io.h"
 #include "vamp/config.h"
@@ -140,19 +140,20 @@ int main(int argc, char **argv)
     static const char *const models[] = {"vae", "hvae", "convhvae", "pixelhvae"};
     static const char *const liks[] = {"bernoulli", "logistic256"};
     static const char *const priors[] = {"standard", "mog", "vampprior", "vampprior_data"};
-    if (argc != 7 && argc != 8) {
+    if (argc < 7 || argc > 9) {
         fprintf(stderr, "usage: parity_dump OUT.h5 vae|hvae|convhvae|pixelhvae bernoulli|logistic256 "
-                        "standard|mog|vampprior|vampprior_data B SEED [CHUNKS]\n");
+                        "standard|mog|vampprior|vampprior_data B SEED [CHUNKS [SIDE]]\n");
         return VAMP_EXIT_INPUT;
     }
     const int model = lookup(argv[2], models, 4), lik = lookup(argv[3], liks, 2), prior = lookup(argv[4], priors, 4);
     const long B = parse_long(argv[5], 2, 64), seed = parse_long(argv[6], 0, 1L << 40);
-    const long chunks = argc == 8 ? parse_long(argv[7], 1, 64) : 1;
+    const long chunks = argc >= 8 ? parse_long(argv[7], 1, 64) : 1;
+    const long side = argc == 9 ? parse_long(argv[8], 5, 64) : 0; /* SIDE x SIDE images for the conv models */
     const int K = 6; /* prior components */
-    if (model < 0 || lik < 0 || prior < 0 || B < 2 || seed < 0 || chunks < 1 || chunks > B ||
+    if (model < 0 || lik < 0 || prior < 0 || B < 2 || seed < 0 || chunks < 1 || chunks > B || (argc == 9 && side < 5) ||
         (prior >= PRIOR_VAMPPRIOR && chunks > K)) {
         fprintf(stderr, "parity_dump: bad argument (model %s, likelihood %s, prior %s, B %s, SEED %s%s%s): 2 <= B <= 64, "
-                        "SEED >= 0, 1 <= CHUNKS <= B (and <= %d for a vampprior)\n",
+                        "SEED >= 0, 1 <= CHUNKS <= B (and <= %d for a vampprior), 5 <= SIDE <= 64\n",
                 argv[2], argv[3], argv[4], argv[5], argv[6], argc == 8 ? ", CHUNKS " : "", argc == 8 ? argv[7] : "",
                 K);
         return VAMP_EXIT_INPUT;
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
     c.z2 = 4;
     c.components = K;
     const int conv = model == MODEL_CONVHVAE || model == MODEL_PIXELHVAE;
-    const int height = conv ? 7 : 3, width = conv ? 6 : 4;
+    const int height = conv ? (side ? (int)side : 7) : 3, width = conv ? (side ? (int)side : 6) : 4;
     const float beta = 0.7f; /* not 1: the warm-up factor must scale only the KL */
 
     vamp_model m;
