@@ -80,7 +80,7 @@ def series(data, fn):
     for d in data:
         try:
             out.append(fn(d))
-        except KeyError:
+        except (KeyError, ValueError):  # a figure missing from this repetition (an interrupted run)
             pass
     return out
 

@@ -28,7 +28,7 @@ No overlap of communication and computation is assumed (vamp_mpi does not overla
 and beta are shared-memory figures; --alpha-us / --beta-gbs project a network instead.
 
 usage: analysis/scaling_model.py BENCH_1RANK.txt BENCH_2RANKS.txt [--model hvae_vampprior] [--batch 100]
-                                 [--alpha-us A] [--beta-gbs G] [--plot analysis/scaling_model.png]
+                                 [--alpha-us A] [--beta-gbs G] [--plot scaling.png]
 """
 import argparse
 import math

@@ -3,6 +3,7 @@
  * No allocation and no communication: callers pass every buffer, including scratch, and gather BatchNorm's
  * partials themselves. Each image is its own GEMMs, so a chunk's results depend on its images alone. */
 #include "vamp/conv.h"
+#include "vamp/nn.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -160,7 +161,6 @@ void conv2d_backward(float *dx, float *dW, float *db, const float *dy, const flo
 
 /* ---- GatedConv2d -------------------------------------------------------------------------------------------- */
 
-static inline float sigmoidf(float a) { return 1.0f / (1.0f + expf(-a)); }
 
 /* Both convolutions of one image from one column matrix, then the gate. */
 static void gated_forward_image(float *y, float *h, float *g, const float *x, const float *Wh, const float *bh,
@@ -176,7 +176,7 @@ static void gated_forward_image(float *y, float *h, float *g, const float *x, co
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, Wh, K, c, N, 1.0f, h, N);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, Wg, K, c, N, 1.0f, g, N);
     for (size_t i = 0; i < (size_t)M * N; i++) {
-        g[i] = sigmoidf(g[i]);
+        g[i] = vamp_sigmoid(g[i]);
         y[i] = h[i] * g[i];
     }
 }

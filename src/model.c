@@ -852,7 +852,6 @@ static void px_backward(const vamp_model *m, vamp_acts *a, const float *P, float
     }
 }
 
-static inline float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
 static inline float clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 /* ---- pixelhvae: the PixelCNN decoder p(x | z1, z2) ------------------------------------------------------------
@@ -1020,7 +1019,7 @@ static void pixel_generate(const vamp_model *m, vamp_acts *a, const float *P, in
                     pre += Wm[c] * top[(size_t)c * bhw];
                     if (Wl) lpre += Wl[c] * top[(size_t)c * bhw];
                 }
-                float u = rng_uniform(seed, RNG_SAMPLE, 2, first + (uint64_t)r, (uint32_t)pix), p = sigm(pre), v;
+                float u = rng_uniform(seed, RNG_SAMPLE, 2, first + (uint64_t)r, (uint32_t)pix), p = vamp_sigmoid(pre), v;
                 if (!m->logistic) {
                     v = u < p ? 1.0f : 0.0f;
                 } else { /* the reference: mean + exp(log-scale) logit(u), floored to its bin; kept in [0, 1) */
@@ -1063,7 +1062,7 @@ static void likelihood_forward(const vamp_model *m, vamp_acts *a, const float *x
         double s = 0.0; /* a sum of D terms: double keeps it independent of D's size */
         for (size_t d = 0; d < D; d++) {
             size_t i = r * D + d;
-            float p = sigm(a->x_pre[i]);
+            float p = vamp_sigmoid(a->x_pre[i]);
             if (!m->logistic) {
                 a->x_mean[i] = p;
                 float pc = clamp(p, BERN_EPS, 1.0f - BERN_EPS);
@@ -1086,7 +1085,7 @@ static void likelihood_backward(const vamp_model *m, vamp_acts *a, const float *
 {
     const size_t n = (size_t)R * m->D;
     for (size_t i = 0; i < n; i++) {
-        float p = sigm(a->x_pre[i]);
+        float p = vamp_sigmoid(a->x_pre[i]);
         if (!m->logistic) { /* d(-log p(x))/d logit = p - x where the clamp is inactive (torch: inclusive bounds) */
             a->d_x_pre[i] = (p >= BERN_EPS && p <= 1.0f - BERN_EPS) ? scale * (p - x[i]) : 0.0f;
         } else {
@@ -1162,7 +1161,7 @@ void model_decode(const vamp_model *m, vamp_acts *a, const float *params, const 
     }
     px_forward(m, a, params, R);
     for (size_t i = 0; i < n; i++) {
-        float p = sigm(a->x_pre[i]);
+        float p = vamp_sigmoid(a->x_pre[i]);
         x_mean[i] = m->logistic ? clamp(p, LOGI_CLAMP, 1.0f - LOGI_CLAMP) : p;
     }
 }

@@ -29,7 +29,6 @@ void linear_backward(float *dx, float *dW, float *db, const float *dy, const flo
         }
 }
 
-static inline float sigmoidf(float a) { return 1.0f / (1.0f + expf(-a)); }
 
 void gated_forward(float *y, float *h, float *g, const float *x, const float *Wh, const float *bh,
                    const float *Wg, const float *bg, int B, int in, int out)
@@ -38,7 +37,7 @@ void gated_forward(float *y, float *h, float *g, const float *x, const float *Wh
     linear_forward(g, x, Wg, bg, B, in, out);
     size_t n = (size_t)B * out;
     for (size_t i = 0; i < n; i++) {
-        g[i] = sigmoidf(g[i]);
+        g[i] = vamp_sigmoid(g[i]);
         y[i] = h[i] * g[i];
     }
 }

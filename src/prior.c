@@ -50,7 +50,7 @@ void mixture_log_prob_forward(float *logp, float *resp, const float *z, const fl
             if (a[k] > amax) amax = a[k];
         double sum = 0.0;
         for (int k = 0; k < K; k++) {
-            a[k] = expf(a[k] - amax);
+            a[k] = vamp_expf_or_zero(a[k] - amax);
             sum += a[k];
         }
         float inv = (float)(1.0 / sum);

@@ -324,11 +324,46 @@ static void test_mixture(void **s)
     free_grads(&M.k, g);
 }
 
+/* ---- the shortcuts past libm's slow paths (nn.h): the same bits as the plain formulas ---------------------- */
+
+/* Every float within 2^16 steps of t on both sides. */
+static void check_floats_near(float t, int *checked, int (*same)(float))
+{
+    float up = t, down = t;
+    for (int i = 0; i < 65536; i++, up = nextafterf(up, INFINITY), down = nextafterf(down, -INFINITY)) {
+        assert_true(same(up));
+        assert_true(same(down));
+        *checked += 2;
+    }
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+static int sigmoid_same(float a) { return same_bits(vamp_sigmoid(a), 1.0f / (1.0f + expf(-a))); }
+static int expf_same(float x) { return same_bits(vamp_expf_or_zero(x), expf(x)); }
+
+static void test_libm_shortcuts(void **s)
+{
+    (void)s;
+    int checked = 0;
+    check_floats_near(-0x1.62e42ep6f, &checked, sigmoid_same); /* e^-a overflows */
+    check_floats_near(0x1.9fe368p6f, &checked, sigmoid_same);  /* e^-a underflows to +0 */
+    check_floats_near(-0x1.9fe368p6f, &checked, expf_same);    /* expf underflows to +0 */
+    check_floats_near(-0x1.9d1d9ep6f, &checked, expf_same);    /* and to the smallest subnormal just above */
+    for (float v = -200.0f; v <= 200.0f; v += 0x1p-10f, checked++) {
+        assert_true(sigmoid_same(v));
+        assert_true(expf_same(v));
+    }
+    assert_true(sigmoid_same(-INFINITY) && sigmoid_same(INFINITY) && expf_same(-INFINITY));
+    printf("  vamp_sigmoid, vamp_expf_or_zero: %d floats, every one the same bits as 1/(1+expf(-a)), expf(x)\n",
+           checked);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),     cmocka_unit_test(test_gated),      cmocka_unit_test(test_hardtanh),
         cmocka_unit_test(test_reparam),    cmocka_unit_test(test_log_normal), cmocka_unit_test(test_mixture),
+        cmocka_unit_test(test_libm_shortcuts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

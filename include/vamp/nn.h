@@ -6,6 +6,7 @@
 #ifndef VAMP_NN_H
 #define VAMP_NN_H
 
+#include <math.h>
 #include <stddef.h>
 
 /* y (B,out) = x (B,in) W^T (out,in) + b (out) */
@@ -43,5 +44,18 @@ void log_normal_backward(float *dz, float *dmean, float *dlogvar, const float *w
                          const float *mean, const float *logvar, int B, int Z);
 
 #define VAMP_LOG_2PI 1.8378770664093453f
+
+/* expf(x) where it is not +0; below -103.97 (log of half the smallest subnormal) it is +0, which glibc returns
+ * through a slow underflow path (errno): returned directly, the same bits. */
+static inline float vamp_expf_or_zero(float x) { return x < -0x1.9fe368p6f ? 0.0f : expf(x); }
+
+/* 1 / (1 + e^-a), the same bits as written so, without glibc's slow paths: below -88.72 e^-a overflows to +inf
+ * (the result is +0), above 103.97 it underflows to +0 (the result is 1). */
+static inline float vamp_sigmoid(float a)
+{
+    if (a < -0x1.62e42ep6f) return 0.0f;
+    if (a > 0x1.9fe368p6f) return 1.0f;
+    return 1.0f / (1.0f + expf(-a));
+}
 
 #endif
