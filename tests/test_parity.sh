@@ -9,37 +9,32 @@
 # usage: test_parity.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/lib.sh" "$@"
+# case LABEL COMPARE_ARGS -- PARITY_DUMP_ARGS...: one dump compared with torch, counted in pass / fail
+case_() {
+  local label=$1 cmp_args=$2
+  shift 3
+  if "$BUILD/tests/parity_dump" "$TMP/d.h5" "$@" >"$TMP/log" 2>&1 &&
+    /usr/bin/python3 "$SRC/tests/reference/compare.py" "$TMP/d.h5" $cmp_args >"$TMP/cmp" 2>&1; then
+    pass=$((pass + 1))
+    echo "$(tail -1 "$TMP/cmp") $label"
+  else
+    fail=$((fail + 1))
+    echo "FAIL $* ($label)"
+    cat "$TMP/log" "$TMP/cmp" | sed 's/^/     /'
+  fi
+}
 for model in vae hvae convhvae pixelhvae; do
   for lik in bernoulli logistic256; do
     for prior in standard mog vampprior vampprior_data; do
       for run in "3 1" "11 3"; do
         set -- $run
-        seed=$1 chunks=$2
-        if "$BUILD/tests/parity_dump" "$TMP/d.h5" $model $lik $prior 7 $seed $chunks >"$TMP/log" 2>&1 &&
-          /usr/bin/python3 "$SRC/tests/reference/compare.py" "$TMP/d.h5" --require-clamps >"$TMP/cmp" 2>&1; then
-          pass=$((pass + 1))
-          echo "$(tail -1 "$TMP/cmp") seed $seed chunks $chunks"
-        else
-          fail=$((fail + 1))
-          echo "FAIL $model $lik $prior seed $seed chunks $chunks"
-          cat "$TMP/log" "$TMP/cmp" | sed 's/^/     /'
-        fi
+        case_ "seed $1 chunks $2" --require-clamps -- $model $lik $prior 7 $1 $2
       done
     done
   done
 done
 # the convolutional models at the data sets' 28x28 (stride-2 layers 28 -> 14 -> 7, the 294 features of the presets)
-for run in "convhvae bernoulli standard 1" "pixelhvae logistic256 vampprior 2"; do
-  set -- $run
-  if "$BUILD/tests/parity_dump" "$TMP/d.h5" $1 $2 $3 8 5 $4 28 >"$TMP/log" 2>&1 &&
-    /usr/bin/python3 "$SRC/tests/reference/compare.py" "$TMP/d.h5" >"$TMP/cmp" 2>&1; then
-    pass=$((pass + 1))
-    echo "$(tail -1 "$TMP/cmp") 28x28 chunks $4"
-  else
-    fail=$((fail + 1))
-    echo "FAIL $1 $2 $3 28x28 chunks $4"
-    cat "$TMP/log" "$TMP/cmp" | sed 's/^/     /'
-  fi
-done
+case_ "28x28 chunks 1" "" -- convhvae bernoulli standard 8 5 1 28
+case_ "28x28 chunks 2" "" -- pixelhvae logistic256 vampprior 8 5 2 28
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ] && [ $pass -eq 66 ]
