@@ -103,7 +103,8 @@ def alltoall(P, nbytes, alpha, beta):
     return (P - 1) * alpha + (P - 1) / P * nbytes * beta
 
 
-def step_ms(ph, nparams, P, batch, sharded, alpha, beta, vamp, S=None, pixel=False):
+def step_ms(ph, nparams, P, batch, sharded, alpha, beta, model, S=None):
+    vamp, pixel = "vampprior" in model, model.startswith("pixelhvae")
     S = S or max(MEASURED_STRIPES, P)
     data = ph["data"] * (batch / P) / MEASURED_BATCH
     prior = ph["prior"] / P if sharded else ph["prior"]
@@ -146,9 +147,8 @@ def main():
     print(f"projection with alpha = {alpha * 1e6:.2f} us, beta = {1 / beta / 1e9:.2f} GB/s; {a.model}, "
           f"{ph['params']} parameters, 1-rank phases (ms): prior {ph['prior']:.2f}, forward + backward "
           f"{ph['data']:.2f}, reduce {ph['reduce']:.2f}, optim {ph['optim']:.2f}")
-    vamp, pixel = "vampprior" in a.model, a.model.startswith("pixelhvae")
     N = ph["params"]
-    print(f"check on 2 ranks, batch {MEASURED_BATCH}: model {step_ms(ph, N, 2, MEASURED_BATCH, True, alpha, beta, vamp, pixel=pixel):.2f} ms, "
+    print(f"check on 2 ranks, batch {MEASURED_BATCH}: model {step_ms(ph, N, 2, MEASURED_BATCH, True, alpha, beta, a.model):.2f} ms, "
           f"measured {ph2['step']:.2f} ms (the model leaves out the memory bandwidth the two ranks share)")
     weak_Ps = [2**i for i in range(9)]
     strong_Ps = [p for p in range(1, 257) if a.batch % p == 0]
@@ -159,10 +159,10 @@ def main():
         rows[label] = []
         for P in strong_Ps if label == "strong" else weak_Ps:
             b = batch_of(P)
-            ts = step_ms(ph, N, P, b, True, alpha, beta, vamp, pixel=pixel)
-            tr = step_ms(ph, N, P, b, False, alpha, beta, vamp, pixel=pixel)
+            ts = step_ms(ph, N, P, b, True, alpha, beta, a.model)
+            tr = step_ms(ph, N, P, b, False, alpha, beta, a.model)
             # efficiency = speed-up over one rank doing the same batch (with the measured 4 stripes) / P
-            ideal = step_ms(ph, N, 1, b, True, alpha, beta, vamp, pixel=pixel) / P
+            ideal = step_ms(ph, N, 1, b, True, alpha, beta, a.model) / P
             es, er = ideal / ts, ideal / tr
             rows[label].append((P, ts, es, tr, er))
             print(f"{P:>5} {ts:>11.2f} {es:>6.2f} {tr:>14.2f} {er:>6.2f}")

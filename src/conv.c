@@ -161,7 +161,6 @@ void conv2d_backward(float *dx, float *dW, float *db, const float *dy, const flo
 
 /* ---- GatedConv2d -------------------------------------------------------------------------------------------- */
 
-
 /* Both convolutions of one image from one column matrix, then the gate. */
 static void gated_forward_image(float *y, float *h, float *g, const float *x, const float *Wh, const float *bh,
                                 const float *Wg, const float *bg, const vamp_conv *geo, float *col)

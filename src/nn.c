@@ -29,7 +29,6 @@ void linear_backward(float *dx, float *dW, float *db, const float *dy, const flo
         }
 }
 
-
 void gated_forward(float *y, float *h, float *g, const float *x, const float *Wh, const float *bh,
                    const float *Wg, const float *bg, int B, int in, int out)
 {

@@ -152,10 +152,10 @@ int main(int argc, char **argv)
     const int K = 6; /* prior components */
     if (model < 0 || lik < 0 || prior < 0 || B < 2 || seed < 0 || chunks < 1 || chunks > B || (argc == 9 && side < 5) ||
         (prior >= PRIOR_VAMPPRIOR && chunks > K)) {
-        fprintf(stderr, "parity_dump: bad argument (model %s, likelihood %s, prior %s, B %s, SEED %s%s%s): 2 <= B <= 64, "
-                        "SEED >= 0, 1 <= CHUNKS <= B (and <= %d for a vampprior), 5 <= SIDE <= 64\n",
-                argv[2], argv[3], argv[4], argv[5], argv[6], argc == 8 ? ", CHUNKS " : "", argc == 8 ? argv[7] : "",
-                K);
+        fprintf(stderr, "parity_dump: bad argument (model %s, likelihood %s, prior %s, B %s, SEED %s%s%s%s%s): "
+                        "2 <= B <= 64, SEED >= 0, 1 <= CHUNKS <= B (and <= %d for a vampprior), 5 <= SIDE <= 64\n",
+                argv[2], argv[3], argv[4], argv[5], argv[6], argc >= 8 ? ", CHUNKS " : "", argc >= 8 ? argv[7] : "",
+                argc == 9 ? ", SIDE " : "", argc == 9 ? argv[8] : "", K);
         return VAMP_EXIT_INPUT;
     }
     MPI_Init(&argc, &argv);
