@@ -53,6 +53,7 @@ static const key_def KEYS[] = {
     {"eval", "samples", K_INT, F(eval_samples), 0, 10000000, NULL, "5000"},
     {"eval", "block", K_INT, F(eval_block), 1, 100000, NULL, "500"},
     {"eval", "batch", K_INT, F(eval_batch), 1, 100000, NULL, "500"},
+    {"eval", "pictures", K_ENUM, F(pictures), 0, 0, "yes|no", "yes"},
     {"eval", "pictures_every", K_INT, F(pictures_every), 0, 1000000, NULL, "0"},
     {"checkpoint", "every_steps", K_LONG, F(ckpt_every_steps), 0, 1e15, NULL, "0"},
     {"checkpoint", "every_minutes", K_DOUBLE, F(ckpt_every_minutes), 0, 1e9, NULL, "30"},
@@ -541,6 +542,12 @@ int config_validate(const vamp_config *c, int nranks, char *err, size_t errlen)
                     "block that divides the samples (a block larger than the samples is cut to them)",
                     config_origin(c, "eval", "samples", o1, sizeof o1), c->eval_samples, c->eval_block,
                     config_origin(c, "eval", "block", o2, sizeof o2));
+    }
+    if (c->pictures == PICTURES_NO && c->pictures_every > 0) {
+        char o1[VAMP_FILE_PATH_LEN], o2[VAMP_FILE_PATH_LEN];
+        return fail(err, errlen, "%s: [eval] pictures_every = %d asks for pictures during training, but [eval] "
+                    "pictures = no (%s) turns them off: set one of the two", config_origin(c, "eval", "pictures_every",
+                    o1, sizeof o1), c->pictures_every, config_origin(c, "eval", "pictures", o2, sizeof o2));
     }
     return 0;
 }

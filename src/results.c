@@ -124,6 +124,7 @@ int results_saved(const vamp_trainer *tr, const char *path, const char *ini, lon
 
 void results_finish_pictures(vamp_trainer *tr, const vamp_data *data, const char *path, const char *dir)
 {
+    if (tr->cfg.pictures == PICTURES_NO) return;
     char pics[VAMP_FILE_PATH_LEN + 16];
     snprintf(pics, sizeof pics, "%s/pictures.h5", dir);
     int missing = tr->rank == 0 && access(pics, F_OK) != 0;
@@ -147,7 +148,8 @@ void results_write(vamp_trainer *tr, const vamp_data *data, const char *ini, con
     int nextra = result_extras(&r, data->test.n, extra);
     params_write(path, &tr->model.layout, tr->params, ini, attrs, nattrs, extra, nextra, comm);
     log0(comm, "wrote %s\n", path);
-    pictures_write(tr, data, pic_dir, pic_prefix);
+    if (tr->cfg.pictures == PICTURES_YES) pictures_write(tr, data, pic_dir, pic_prefix);
+    else log0(comm, "no pictures (eval.pictures = no)\n");
     print_results(comm, &r);
     free(r.per_image_ll);
 }

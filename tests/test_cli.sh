@@ -2,7 +2,7 @@
 # The command line and the run's life cycle (issue 14, items 5-7): both option spellings, "did you mean" for an
 # option, a section, a key and an enum value, the source of a bad value named (file:line or --set), eval.block
 # cut to a smaller eval.samples (same result as block = samples), a finished run re-run is a no-op that prints its
-# results (and draws the pictures only if a stop came while they were drawn),
+# results (and draws the pictures only if a stop came while they were drawn), eval.pictures = no draws none,
 # a raised train.epochs continues, --resume none sets the earlier run aside, progress lines in a log
 # (their format, no carriage return), and the HDF5 attribute types h5py sees (str, integers).
 # usage: test_cli.sh BUILD_DIR SOURCE_DIR
@@ -102,6 +102,16 @@ if [ $rc -eq 0 ] && grep -q 'pictures.h5 is missing' "$TMP/pics.log" && [ -s "$T
    cmp -s "$TMP/run/final.h5" "$TMP/final.copy" && grep -q "$(grep '^test_ll = ' "$TMP/train.log")" "$TMP/pics.log"; then
   ok "a finished run without its pictures: the re-run draws the same pictures, final.h5 unchanged"
 else bad "finished run without pictures (status $rc)" "$TMP/pics.log"; fi
+
+# ---- eval.pictures = no: none drawn, at the end or on a re-run; it cannot be combined with pictures_every ----
+expect "eval.pictures = no with pictures_every names both" 2 '\[eval\] pictures_every = 1 asks for pictures during training, but \[eval\] pictures = no \(--set eval.pictures=no\)' \
+  "$TMP/c.ini" --set eval.pictures=no --set eval.pictures_every=1
+for pass in 1 2; do VAMP "$TMP/c.ini" --set run.dir="$TMP/nopics" --set eval.pictures=no >"$TMP/nopics$pass.log" 2>&1; done
+if [ -s "$TMP/nopics/final.h5" ] && ! ls "$TMP/nopics" | grep -qE 'png$|pictures.h5' &&
+   grep -q 'no pictures (eval.pictures = no)' "$TMP/nopics1.log" && grep -q 'nothing to do' "$TMP/nopics2.log" &&
+   ! grep -q 'pictures.h5 is missing' "$TMP/nopics2.log" && grep -q '^test_ll = ' "$TMP/nopics2.log"; then
+  ok "eval.pictures = no: final.h5 and results, no PNG or pictures.h5, not drawn on the re-run either"
+else bad "eval.pictures = no" "$TMP/nopics2.log"; fi
 
 # ---- train.epochs raised: continues from the last checkpoint ----
 VAMP "$TMP/c.ini" --set=run.seed=3 --set train.epochs=3 >"$TMP/more.log" 2>&1

@@ -21,6 +21,7 @@ typedef enum { BIN_DYNAMIC = 0, BIN_STATIC = 1, BIN_NONE = 2 } vamp_binarize;
 typedef enum { OPT_ADAMNORMGRAD = 0, OPT_ADAM = 1 } vamp_optimizer;
 typedef enum { REDUCE_EXACT = 0, REDUCE_FAST = 1 } vamp_reduce;
 typedef enum { ONNAN_STOP = 0, ONNAN_SKIP = 1 } vamp_on_nan;
+typedef enum { PICTURES_YES = 0, PICTURES_NO = 1 } vamp_pictures;
 
 typedef struct {
     /* [run] */
@@ -59,6 +60,7 @@ typedef struct {
     int eval_samples;         /* eval.samples: importance samples for test LL, default 5000 (0 = skip) */
     int eval_block;           /* eval.block: samples per block in the IS estimate, default 500 */
     int eval_batch;           /* eval.batch: rows per block for validation/test ELBO, default 500 */
+    vamp_pictures pictures;   /* eval.pictures: yes|no, draw the samples, reconstructions, pseudo-inputs at the end */
     int pictures_every;       /* eval.pictures_every: also draw pictures every N epochs (0: only at the end) */
     /* [checkpoint] */
     long ckpt_every_steps;    /* checkpoint.every_steps: 0 = off, default 0 */

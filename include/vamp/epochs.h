@@ -21,7 +21,7 @@ void training_resume(vamp_trainer *tr, vamp_progress *p, const char *how, const 
 int training_is_over(const vamp_trainer *tr, const vamp_progress *p);
 
 /* Collective. Trains from p until train.epochs, train.max_steps or early stopping ends it, writing metrics.csv
- * rows, pictures (pictures.every), checkpoints and, when training ends on an epoch boundary, the checkpoint of
+ * rows, pictures (eval.pictures_every), checkpoints and, when training ends on an epoch boundary, the checkpoint of
  * the end of training. *stop is set by a signal handler; all ranks agree on it at every step. Returns 0, or
  * VAMP_EXIT_RESUMABLE when a stop signal ended it (a checkpoint was written). A non-finite gradient with
  * train.on_nan = stop ends the program (exit 1, after a checkpoint of the last good state).

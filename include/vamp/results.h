@@ -10,7 +10,7 @@
 /* Collective. Evaluates tr->params on the test set, writes them to path with the attributes test_ll,
  * test_elbo, test_re, test_kl, active_units_z1, active_units_z2 followed by `more` (at most 10) and the arrays
  * eval/kl_per_unit_z1, eval/kl_per_unit_z2 (hvae), eval/test_ll (eval.samples > 0); then the pictures into
- * pic_dir with pic_prefix, and prints the results. */
+ * pic_dir with pic_prefix (unless eval.pictures = no), and prints the results. */
 void results_write(vamp_trainer *tr, const vamp_data *data, const char *ini, const vamp_attr *more, int nmore,
                    const char *path, const char *pic_dir, const char *pic_prefix);
 
@@ -23,7 +23,7 @@ int results_saved(const vamp_trainer *tr, const char *path, const char *ini, lon
 
 /* Collective. For a finished run (results_saved): if dir holds no pictures.h5, the last file results_write
  * writes, a stop came while the pictures were drawn; draws them from the parameters in path (final.h5), as the
- * uninterrupted run would have. */
+ * uninterrupted run would have. Nothing with eval.pictures = no. */
 void results_finish_pictures(vamp_trainer *tr, const vamp_data *data, const char *path, const char *dir);
 
 #endif

@@ -66,7 +66,7 @@ DEFAULTS = {
     "prior": {"type": "vampprior", "components": "500", "pseudo_mean": "0.05", "pseudo_std": "0.01"},
     "train": {"batch_size": "100", "epochs": "2000", "max_steps": "0", "lr": "0.0005", "warmup": "100",
               "optimizer": "adamnormgrad", "reduce": "exact", "patience": "50", "on_nan": "stop"},
-    "eval": {"samples": "5000", "block": "500", "batch": "500", "pictures_every": "0"},
+    "eval": {"samples": "5000", "block": "500", "batch": "500", "pictures": "yes", "pictures_every": "0"},
     "checkpoint": {"every_steps": "0", "every_minutes": "30", "keep": "2"},
 }
 CHOICES = {("data", "binarize"): ("dynamic", "static", "none"), ("model", "type"): ("vae", "hvae", "convhvae", "pixelhvae"),
