@@ -5,12 +5,16 @@ DistributedDataParallel over gloo with P processes of one thread each, the batch
 The step is the reference's: loss, backward, the per-tensor gradient normalisation of its AdamNormGrad, Adam.
 
 usage: bench_torch.py [--steps N] [--threads T | --ddp P] [--models vae_standard,vae_vampprior,hvae_vampprior]
+                      [--malloc kept|glibc]
 (also convhvae_* and pixelhvae_* on 28x28 images; under DDP each process's BatchNorm normalises with its own share
 of the batch, torch's default)
+--malloc kept (the default) keeps freed memory in the process (see keep_freed_memory); glibc leaves glibc's
+defaults, under which the step is up to 3x slower here.
 Prints one line per model: "<model> torch step ms <ms> peak_rss_mib <MiB>" (the peak resident memory of one
 process; under --ddp the largest over the processes).
 """
 import argparse
+import ctypes
 import os
 import resource
 import sys
@@ -36,6 +40,19 @@ class LossTerms(torch.nn.Module):
 
     def forward(self, x, eps_top, eps1):
         return self.model.loss_terms(x, eps_top, eps1)
+
+
+def keep_freed_memory():
+    """glibc's malloc gives a freed block of 128 KiB or more back to the kernel (munmap, or a trim of the heap), so
+    every large temporary of a step (the VampPrior's 100 x 500 x 40 floats, 8 MB) is fresh pages: on this machine
+    their page faults made a VampPrior step 3x slower. A trainer escapes it by accident once it has freed a large
+    block (glibc then raises both thresholds; tests/reference/train_ref.py does, after loading its data), and
+    PyTorch's tuning guide advises an allocator that keeps memory. Raised here on purpose, so that the peer is
+    measured at its best and not at the mercy of what the process freed before."""
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)):
+        sys.exit("bench_torch.py: mallopt failed")
 
 
 def step_time(name, steps, rank=0, world=1):
@@ -79,7 +96,9 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def ddp_worker(rank, world, models, steps, port, out):
+def ddp_worker(rank, world, models, steps, port, out, keep):
+    if keep:
+        keep_freed_memory()
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -98,23 +117,28 @@ def main():
     ap.add_argument("--ddp", type=int, default=0, help="DistributedDataParallel with this many processes")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--port", type=int, default=29511)
+    ap.add_argument("--malloc", choices=("kept", "glibc"), default="kept")
     a = ap.parse_args()
+    keep = a.malloc == "kept"
     models = a.models.split(",")
     known = [f"{m}_{p}" for m in ("vae", "hvae", "convhvae", "pixelhvae") for p in ("standard", "vampprior")]
     if any(n not in known for n in models):
         sys.exit(f"bench_torch.py: --models takes a list of {','.join(known)}")
     if a.ddp > 1:
-        print(f"PyTorch {torch.__version__}, DDP (gloo) {a.ddp} processes x 1 thread, global batch {BATCH}, K = {K}")
+        print(f"PyTorch {torch.__version__}, DDP (gloo) {a.ddp} processes x 1 thread, global batch {BATCH}, K = {K}, "
+              f"malloc {a.malloc}")
         ctx = mp.get_context("spawn")
         out = ctx.SimpleQueue()
-        mp.start_processes(ddp_worker, args=(a.ddp, models, a.steps, a.port, out), nprocs=a.ddp, join=True,
+        mp.start_processes(ddp_worker, args=(a.ddp, models, a.steps, a.port, out, keep), nprocs=a.ddp, join=True,
                            start_method="spawn")
         while not out.empty():
             name, t, rss = out.get()
             print(f"{name:<15} torch step ms {1e3 * t:8.2f} peak_rss_mib {rss:6.0f}")
         return
+    if keep:
+        keep_freed_memory()
     torch.set_num_threads(a.threads)
-    print(f"PyTorch {torch.__version__}, {a.threads} thread(s), batch {BATCH}, K = {K}")
+    print(f"PyTorch {torch.__version__}, {a.threads} thread(s), batch {BATCH}, K = {K}, malloc {a.malloc}")
     for name in models:
         t = step_time(name, a.steps)
         print(f"{name:<15} torch step ms {1e3 * t:8.2f} peak_rss_mib {peak_rss_mib():6.0f}")
