@@ -104,16 +104,29 @@ def model_lines(data, m):
     rd = s(lambda d: d["ddp"][m]["step"] / d["v2"][m]["step"])
     hyb = s(lambda d: d["v1t2"][m]["step"])
     rh = s(lambda d: d["v1t2"][m]["step"] / d["v2"][m]["step"])
+    # the whole node (both cores) as each side would best use it: PyTorch's fastest of 1 thread, 2 threads and DDP;
+    # vamp_mpi's fastest of 1 rank, 2 ranks and 1 rank x 2 OpenBLAS threads
+    torch_ways = {"torch 1 thread": "t1", "torch 2 threads": "t2", "DDP": "ddp"}
+    vamp_ways = {"1 rank": "v1", "2 ranks": "v2", "hybrid": "v1t2"}
+    best = lambda d, ways: min((d[k][m]["step"], name) for name, k in ways.items())
+    node = s(lambda d: (best(d, torch_ways), best(d, vamp_ways)))
+    rn = [t[0] / v[0] for t, v in node]
+    which = lambda i: "/".join(sorted({w[i][1] for w in node}))
     med = lambda v: f"{statistics.median(v):.2f}" if v else "n/a"
     yield (f"{m:<15} speed-up {med(speed)}  torch {med(t1)} ms ({med(r1)}x)  DDP {med(dd)} ms ({med(rd)}x)  "
-           f"1 rank {med(one)} ms  2 ranks {med(two)} ms")
+           f"node {med(rn)}x  1 rank {med(one)} ms  2 ranks {med(two)} ms")
     yield f"    1 rank {fmt(one, ' ms', 2)}; 2 ranks {fmt(two, ' ms', 2)}; speed-up {fmt(speed, '', 2)} " \
           f"(target >= {target('speedup')})"
     yield f"    torch 1 thread {fmt(t1, ' ms', 2)}: vamp_mpi 1 rank {fmt(r1, 'x', 2)} faster " \
           f"(target >= {target('torch_ratio', m)}x)"
+    one_s1 = s(lambda d: d["v1s1"][m]["step"])
+    r1s1 = s(lambda d: d["t1"][m]["step"] / d["v1s1"][m]["step"])
+    yield f"    1 rank with data.stripes = 1 {fmt(one_s1, ' ms', 2)}: {fmt(r1s1, 'x', 2)} faster than torch 1 thread"
     yield f"    torch 2 threads {fmt(t2, ' ms', 2)}: vamp_mpi 2 ranks {fmt(r2, 'x', 2)} faster"
     yield f"    DDP 2 processes {fmt(dd, ' ms', 2)}: vamp_mpi 2 ranks {fmt(rd, 'x', 2)} faster " \
           f"(target >= {target('ddp_ratio', m)}x)"
+    yield f"    the node, each side's fastest way: PyTorch {fmt([t[0] for t, _ in node], ' ms', 2)} ({which(0)}), " \
+          f"vamp_mpi {fmt([v[0] for _, v in node], ' ms', 2)} ({which(1)}): vamp_mpi {fmt(rn, 'x', 2)} faster"
     yield f"    hybrid 1 rank x 2 OpenBLAS threads {fmt(hyb, ' ms', 2)}: {fmt(rh, 'x', 2)} the time of 2 ranks x 1"
     pk = s(lambda d: d["v1"][m]["peak"])
     pk1 = s(lambda d: d["v1s1"][m]["peak"])
