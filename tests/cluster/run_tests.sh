@@ -118,22 +118,23 @@ wait_state "$id" COMPLETED 300 && grep -q "resumed from $TMP/chain/ckpt-00000120
   bad "3-node resume: job $id $(state "$id")" "$TMP/job-$id.out"
 same "checkpoint chain 2x2 -> 1x1 -> 3x1: final parameters bit-identical to the uninterrupted run" "$TMP/chain"
 
-# --- requeue across nodes under a real time limit. Slurm checks time limits every 30 s: USR1@100 of a
-# 2-minute limit arrives 20-50 s into the job. The first run writes every checkpoint slowly (a test hook that
-# changes no result) so that the signal finds it running; the requeued run is not slowed.
+# --- requeue across nodes under a real time limit. Slurm checks time limits every 30 s: USR1@150 of a
+# 3-minute limit arrives 30-60 s into the job (seen later under load: once a 2-minute job finished before any
+# signal came). The first run writes each of its 20 checkpoints slowly (a test hook that changes no result), so
+# that it runs past the signal's latest time and still has 30 s to checkpoint; the requeued run is not slowed.
 cat >"$TMP/slow_first.sh" <<EOF
 #!/bin/sh
-[ "\${SLURM_RESTART_COUNT:-0}" = 0 ] && export VAMP_INJECT_CKPT_DELAY=4
+[ "\${SLURM_RESTART_COUNT:-0}" = 0 ] && export VAMP_INJECT_CKPT_DELAY=8
 exec $VAMP_MPI "\$@"
 EOF
 chmod +x "$TMP/slow_first.sh"
-id=$(VAMP_MPI=$TMP/slow_first.sh submit --nodes=2 --ntasks-per-node=1 --time=2 --signal=B:USR1@100 \
+id=$(VAMP_MPI=$TMP/slow_first.sh submit --nodes=2 --ntasks-per-node=1 --time=3 --signal=B:USR1@150 \
   jobs/requeue.sbatch "$TMP/c.ini" --set run.dir="$TMP/long" --set checkpoint.every_steps=10)
-wait_state "$id" COMPLETED 240
+wait_state "$id" COMPLETED 330
 log=$TMP/job-$id.out
 grep -q "restart 0" "$log" && grep -q "got USR1" "$log" && grep -q "vamp_mpi exited with status 75" "$log" &&
   grep -q "requeueing job $id" "$log" && grep -q "(2 node(s), 2 task(s))" "$log" &&
-  ok "requeue.sbatch, 2 nodes, --time=2: USR1 from the time limit -> checkpoint, exit 75, requeued" ||
+  ok "requeue.sbatch, 2 nodes, --time=3: USR1 from the time limit -> checkpoint, exit 75, requeued" ||
   bad "requeue across nodes: job $id $(state "$id")" "$log"
 [ "$(state "$id")" = COMPLETED ] && grep -q "restart 1" "$log" && grep -q "resumed from $TMP/long/ckpt-" "$log" &&
   ok "the requeued run resumed from the checkpoint and COMPLETED" || bad "requeued run: $(state "$id")" "$log"
