@@ -1,44 +1,42 @@
 /* gemm_rows: does the BLAS give each row of a product the same bits whether the rows are computed in one sgemm
  * call or in chunks? Merging a rank's 25-row chunks into one call (faster: one packing of the weights) keeps
- * vamp_mpi's bits only if so. Tries the layer shapes of the MLP models, forward (y += x W^T) and backward to the
- * input (dx += dy W), as nn.c calls them; prints one line per case and a count. A measurement, not a test.
+ * vamp_mpi's bits only if so. Tries the layer shapes of the MLP models through nn.c's linear layer, forward
+ * (y = b + x W^T) and backward to the input (dx += dy W); prints one line per case and a count. A measurement,
+ * not a test.
  * usage: OPENBLAS_NUM_THREADS=1 build/tests/gemm_rows */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static float uniform(unsigned *state)
-{
-    *state = *state * 1664525u + 1013904223u;
-    return (float)(*state >> 8) / (float)(1u << 24) - 0.5f;
-}
+#include "vamp/nn.h"
+#include "vamp/rng.h"
 
-/* y (rows, yw) += x W^T (forward) or x W (backward), as nn.c's linear layer calls sgemm. */
-static void product(int forward, int rows, int in, int out, const float *x, const float *W, float *y)
+/* The model's own linear layer (nn.c): forward y = b + x W^T, or backward to the input dx += dy W. */
+static void product(int forward, int rows, int in, int out, const float *x, const float *W, const float *b, float *y)
 {
-    if (forward)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f, x, in, W, in, 1.0f, y, out);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, x, out, W, in, 1.0f, y, in);
+    if (forward) linear_forward(y, x, W, b, rows, in, out);
+    else linear_backward(y, NULL, NULL, x, NULL, W, rows, in, out);
 }
 
 /* 1 if rows computed in calls of `chunk` rows differ from one call of B rows. */
 static int differs(int B, int chunk, int in, int out, int forward)
 {
     const int xw = forward ? in : out, yw = forward ? out : in; /* input and output row widths */
-    float *x = malloc(sizeof(float) * B * xw), *W = malloc(sizeof(float) * in * out);
+    float *x = malloc(sizeof(float) * B * xw), *W = malloc(sizeof(float) * in * out), *b = malloc(sizeof(float) * out);
     float *one = malloc(sizeof(float) * B * yw), *parts = malloc(sizeof(float) * B * yw);
-    unsigned s = 12345;
-    for (int i = 0; i < B * xw; i++) x[i] = uniform(&s);
-    for (int i = 0; i < in * out; i++) W[i] = uniform(&s);
-    for (int i = 0; i < B * yw; i++) one[i] = parts[i] = uniform(&s);
-    product(forward, B, in, out, x, W, one);
+    rng_normal_fill(x, (size_t)B * xw, 12345, 0, 0, 0, 0); /* one counter index per array */
+    rng_normal_fill(W, (size_t)in * out, 12345, 0, 0, 1, 0);
+    rng_normal_fill(b, (size_t)out, 12345, 0, 0, 2, 0);
+    rng_normal_fill(one, (size_t)B * yw, 12345, 0, 0, 3, 0);
+    memcpy(parts, one, sizeof(float) * B * yw);
+    product(forward, B, in, out, x, W, b, one);
     for (int r0 = 0; r0 < B; r0 += chunk)
-        product(forward, chunk, in, out, x + (size_t)r0 * xw, W, parts + (size_t)r0 * yw);
+        product(forward, chunk, in, out, x + (size_t)r0 * xw, W, b, parts + (size_t)r0 * yw);
     const int d = memcmp(one, parts, sizeof(float) * B * yw) != 0;
     free(x);
     free(W);
+    free(b);
     free(one);
     free(parts);
     return d;
