@@ -5,6 +5,7 @@
 #    parameters bit-identical to the same run outside Slurm;
 #  - requeue.sbatch: USR1 sent to the batch script mid-run -> checkpoint, exit 75, the job requeues itself,
 #    the second run resumes (SLURM_RESTART_COUNT=1) and ends bit-identical to the uninterrupted run;
+#    suspended and resumed (scontrol suspend), its stop timer follows the end Slurm moved;
 #  - array_presets.sbatch runs one preset per array task;
 #  - a job script run outside Slurm refuses with exit 2.
 # If the daemons cannot start, the test fails saying why (no fake scheduler).
@@ -86,6 +87,26 @@ done
 wait_state "$id" COMPLETED 300 && ok "requeue.sbatch: second run COMPLETED" || bad "requeued job $(state "$id")" "$TMP/job-$id.out"
 grep -q "restart 1" "$TMP/job-$id.out" && grep -q "resumed from $TMP/long/ckpt-" "$TMP/job-$id.out" && ok "the second run (SLURM_RESTART_COUNT=1) resumed from the checkpoint" || bad "resume in the requeued run" "$TMP/job-$id.out"
 same "requeue.sbatch: final parameters bit-identical to the uninterrupted run" "$TMP/long"
+
+# requeue.sbatch suspended (scontrol suspend, as preemption does): Slurm moves the job's end by the time it was
+# suspended, and the script's own stop timer must follow. Limit 120 s, margin 60 s, suspended for 70 s from
+# about 10 s in: the end moves to about 110 s after the resume, so USR1 is due about 50 s after it; a timer
+# that slept on through the suspension fires at the resume. The run is cancelled once it has stopped.
+id=$(VAMP_STOP_MARGIN=60 submit -N1 -n2 --time=2 --signal=B:USR1@60 jobs/requeue.sbatch "$TMP/c.ini" \
+  --set run.dir="$TMP/suspended" --set train.epochs=100000)
+log=$TMP/job-$id.out
+for _ in $(seq 1 120); do grep -q "started vamp_mpi" "$log" 2>/dev/null && break; sleep 0.5; done
+sleep 8
+scontrol suspend "$id" && sleep 70 && scontrol resume "$id"
+resumed=$(date +%s)
+for _ in $(seq 1 240); do grep -q "vamp_mpi exited" "$log" && break; sleep 0.5; done
+stopped=$(grep -m1 "got USR1" "$log" | cut -d' ' -f1)
+gap=$(( $(date -d "${stopped:-now}" +%s) - resumed ))
+[ -n "$stopped" ] && [ $gap -ge 30 ] && grep -q "vamp_mpi exited with status 75" "$log" &&
+  ok "requeue.sbatch suspended for 70 s: USR1 $gap s after the resume (due about 50 s after), checkpoint, exit 75" ||
+  bad "requeue.sbatch suspended: USR1 ${stopped:-never} ($gap s after the resume; due about 50 s after)" "$log"
+scancel "$id"
+wait_state "$id" "CANCELLED|COMPLETED|" 60
 
 mkdir -p "$TMP/presets"
 for p in standard vampprior; do
