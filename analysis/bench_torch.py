@@ -8,13 +8,12 @@ usage: bench_torch.py [--steps N] [--threads T | --ddp P] [--models vae_standard
                       [--malloc kept|glibc]
 (also convhvae_* and pixelhvae_* on 28x28 images; under DDP each process's BatchNorm normalises with its own share
 of the batch, torch's default)
---malloc kept (the default) keeps freed memory in the process (see keep_freed_memory); glibc leaves glibc's
+--malloc kept (the default) keeps freed memory in the process (see keep_freed_memory in tests/reference/vamp_ref.py); glibc leaves glibc's
 defaults, under which the step is up to 3x slower here.
 Prints one line per model: "<model> torch step ms <ms> peak_rss_mib <MiB>" (the peak resident memory of one
 process; under --ddp the largest over the processes).
 """
 import argparse
-import ctypes
 import os
 import resource
 import sys
@@ -25,7 +24,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
-from vamp_ref import make_model  # noqa: E402
+from vamp_ref import keep_freed_memory, make_model  # noqa: E402
 
 MODELS = ("vae_standard", "vae_vampprior", "hvae_vampprior")
 BATCH, D, H, Z, K = 100, 784, 300, 40, 500
@@ -40,19 +39,6 @@ class LossTerms(torch.nn.Module):
 
     def forward(self, x, eps_top, eps1):
         return self.model.loss_terms(x, eps_top, eps1)
-
-
-def keep_freed_memory():
-    """glibc's malloc gives a freed block of 128 KiB or more back to the kernel (munmap, or a trim of the heap), so
-    every large temporary of a step (the VampPrior's 100 x 500 x 40 floats, 8 MB) is fresh pages: on this machine
-    their page faults made a VampPrior step 3x slower. A trainer escapes it by accident once it has freed a large
-    block (glibc then raises both thresholds; tests/reference/train_ref.py does, after loading its data), and
-    PyTorch's tuning guide advises an allocator that keeps memory. Raised here on purpose, so that the peer is
-    measured at its best and not at the mercy of what the process freed before."""
-    libc = ctypes.CDLL("libc.so.6")
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    if not (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)):
-        sys.exit("bench_torch.py: mallopt failed")
 
 
 def step_time(name, steps, rank=0, world=1):

@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vamp_ref import importance_sampled, make_model  # noqa: E402
+from vamp_ref import importance_sampled, keep_freed_memory, make_model  # noqa: E402
 
 # Every key vamp_mpi knows, with its default (configs/README.md; tests/test_train_ref.sh checks them against
 # the program). The trainer uses the ones named in USED; the others steer vamp_mpi's ranks and files only.
@@ -255,6 +255,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     a = ap.parse_args()
     cfg, raw = read_config(a.config, a.set, a.seed)
+    keep_freed_memory()
     torch.set_num_threads(a.threads)
     splits, raw_train = load_data(cfg)
     train, valid, test = splits["train"], splits["valid"], splits["test"]

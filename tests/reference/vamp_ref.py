@@ -4,6 +4,7 @@ Module names follow the paper's reference code, so a parameter dict from vamp_mp
 load_state_dict(strict=True). Log-densities are fully normalised, like vamp_mpi (the reference code drops
 -1/2 log 2 pi, which cancels in the ELBO). Written for python3-torch 1.13 (CPU).
 """
+import ctypes
 import math
 
 import numpy as np
@@ -17,6 +18,19 @@ LOG2PI = math.log(2.0 * math.pi)
 P_LO = float(np.float32(1e-5))
 P_HI = float(np.float32(1.0 - 1e-5))
 CDF_EPS = float(np.float32(1e-7))
+
+
+def keep_freed_memory():
+    """glibc's malloc gives a freed block of 128 KiB or more back to the kernel (munmap, or a trim of the heap), so
+    every large temporary of a step (the VampPrior's 100 x 500 x 40 floats, 8 MB) is fresh pages: on this machine
+    their page faults made a VampPrior step 3x slower. A trainer escapes it by accident once it has freed a large
+    block (glibc then raises both thresholds; tests/reference/train_ref.py did, after loading its data), and
+    PyTorch's tuning guide advises an allocator that keeps memory. Raised on purpose by analysis/bench_torch.py and
+    train_ref.py, so that the peer runs at its best and not at the mercy of what the process freed before."""
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)):
+        raise OSError("mallopt failed")
 
 
 class GatedDense(nn.Module):
