@@ -474,8 +474,10 @@ void checkpoint_write(const vamp_trainer *t, const vamp_progress *p, const vamp_
     char msg[VAMP_MSG_LEN] = "";
     if (t->rank == 0 && first_bad < t->size) {
         if (wrote) unlink(tmp);
-        snprintf(msg, sizeof msg, "cannot write checkpoint \"%s\" (rank %d: %s); the previous checkpoints are "
-                 "unchanged", path, first_bad, why);
+        /* a long path told twice (here and in why) can exceed the message: then it ends in "..." */
+        if (snprintf(msg, sizeof msg, "cannot write checkpoint \"%s\" (rank %d: %s); the previous checkpoints are "
+                     "unchanged", path, first_bad, why) >= (int)sizeof msg)
+            memcpy(msg + sizeof msg - 4, "...", 4);
     } else if (t->rank == 0) {
         put_in_place(dir, name, tmp, path, is_best, t->cfg.ckpt_keep, msg, sizeof msg);
     }
