@@ -7,6 +7,8 @@ from analysis/published.tsv (with their sources); where they are in bits per dim
 prints them), ours is shown in that unit too: -LL / (D ln 2). The standard error is the standard deviation of the per-image
 log-likelihoods (/eval/test_ll) over sqrt(test images): the spread of the test-set mean, not of the seed.
 
+An unfinished run (no final.h5) is left out of the table, with a line saying how far it got.
+
 usage: table.py RUN_DIR [RUN_DIR...] [--markdown]
 """
 import argparse
@@ -19,6 +21,22 @@ import h5py
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def progress(run):
+    """How far an unfinished run got, from its metrics.csv: the last epoch, its beta, the best validation loss and
+    its epoch, the summed wall time of the epochs."""
+    try:
+        rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
+    except OSError:
+        return ""
+    if not rows:
+        return ""
+    best = min(rows, key=lambda r: float(r["val_loss"]))
+    last = rows[-1]
+    hours = sum(float(r["seconds"]) for r in rows) / 3600
+    return (f", epoch {last['epoch']} (beta {float(last['beta']):g}), best validation loss "
+            f"{float(best['val_loss']):.2f} at epoch {best['epoch']}, {hours:.2f} h of epochs")
 
 
 def published():
@@ -67,7 +85,7 @@ def main():
         if not os.path.isdir(run):
             continue
         if not os.path.exists(os.path.join(run, "final.h5")):
-            print(f"skipping {run}: no final.h5 (not finished)")
+            print(f"skipping {run}: no final.h5 (not finished{progress(run)})")
             continue
         rows.append(read_run(run))
     order = {"standard": 0, "mog": 1, "vampprior_data": 2, "vampprior": 3}
