@@ -8,8 +8,8 @@ usage: bench_torch.py [--steps N] [--threads T | --ddp P] [--models vae_standard
                       [--malloc kept|glibc]
 (also convhvae_* and pixelhvae_* on 28x28 images; under DDP each process's BatchNorm normalises with its own share
 of the batch, torch's default)
---malloc kept (the default) keeps freed memory in the process (see keep_freed_memory in tests/reference/vamp_ref.py); glibc leaves glibc's
-defaults, under which the step is up to 3x slower here.
+--malloc kept (the default) keeps freed memory in the process (see keep_freed_memory in tests/reference/vamp_ref.py);
+glibc leaves glibc's defaults, under which the step is up to 3x slower here.
 Prints one line per model: "<model> torch step ms <ms> peak_rss_mib <MiB>" (the peak resident memory of one
 process; under --ddp the largest over the processes).
 """

@@ -89,15 +89,18 @@ grep -q "restart 1" "$TMP/job-$id.out" && grep -q "resumed from $TMP/long/ckpt-"
 same "requeue.sbatch: final parameters bit-identical to the uninterrupted run" "$TMP/long"
 
 # requeue.sbatch suspended (scontrol suspend, as preemption does): Slurm moves the job's end by the time it was
-# suspended, and the script's own stop timer must follow. Limit 120 s, margin 60 s, suspended for 70 s from
-# about 10 s in: the end moves to about 110 s after the resume, so USR1 is due about 50 s after it; a timer
-# that slept on through the suspension fires at the resume. The run is cancelled once it has stopped.
-id=$(VAMP_STOP_MARGIN=60 submit -N1 -n2 --time=2 --signal=B:USR1@60 jobs/requeue.sbatch "$TMP/c.ini" \
+# suspended, and the script's own stop timer must follow. Limit 120 s, own margin 60 s, suspended for 70 s from
+# about 10 s in: the end moves to about 110 s after the resume, so the own timer is due about 50 s after it; a
+# timer that slept on through the suspension fires at the resume. Slurm's warning is set 30 s before the end:
+# Slurm sends it up to 30 s early (its time-limit pass runs every 30 s), so at 60 s it could come 20 s after
+# the resume and hide the timer's verdict; at 30 s it comes no sooner than the timer. The run is cancelled once
+# it has stopped.
+id=$(VAMP_STOP_MARGIN=60 submit -N1 -n2 --time=2 --signal=B:USR1@30 jobs/requeue.sbatch "$TMP/c.ini" \
   --set run.dir="$TMP/suspended" --set train.epochs=100000)
 log=$TMP/job-$id.out
 for _ in $(seq 1 120); do grep -q "started vamp_mpi" "$log" 2>/dev/null && break; sleep 0.5; done
 sleep 8
-scontrol suspend "$id" && sleep 70 && scontrol resume "$id"
+scontrol suspend "$id" && sleep 70 && scontrol resume "$id" || bad "scontrol suspend / resume of job $id failed" "$log"
 resumed=$(date +%s)
 for _ in $(seq 1 240); do grep -q "vamp_mpi exited" "$log" && break; sleep 0.5; done
 stopped=$(grep -m1 "got USR1" "$log" | cut -d' ' -f1)
